@@ -1,0 +1,101 @@
+/*
+ * Internal base helpers shared by the core layers: allocation through
+ * csip_mem, the per-message arena, and character classes for wire data
+ * (locale-free; never use <ctype.h> on wire bytes).
+ */
+#ifndef CSIP_BASE_INT_H
+#define CSIP_BASE_INT_H
+
+#include "csip/base.h"
+
+#if defined(__GNUC__)
+#define csip_likely(x) __builtin_expect(!!(x), 1)
+#define csip_unlikely(x) __builtin_expect(!!(x), 0)
+#else
+#define csip_likely(x) (x)
+#define csip_unlikely(x) (x)
+#endif
+
+/* Allocation through a csip_mem (NULL = libc). */
+void *csip__malloc(const csip_mem *mem, size_t n);
+void *csip__realloc(const csip_mem *mem, void *p, size_t n);
+void csip__free(const csip_mem *mem, void *p);
+
+/*
+ * Arena: bump allocation in blocks; everything is released at once by
+ * csip__arena_reset(). The first block may be caller-provided (it is never
+ * freed by the arena). Allocations are 8-byte aligned.
+ */
+typedef struct csip__arena_block {
+    struct csip__arena_block *next;
+} csip__arena_block;
+
+typedef struct csip__arena {
+    char *cur;
+    char *end;
+    csip__arena_block *blocks; /* blocks allocated by the arena, freed on reset */
+    const csip_mem *mem;
+} csip__arena;
+
+/* Starts an arena over [initial, initial + len) (may be NULL/0). */
+void csip__arena_init(csip__arena *a, const csip_mem *mem, void *initial, size_t len);
+/* Returns n bytes (8-aligned, uninitialised) or NULL when out of memory. */
+void *csip__arena_alloc_slow(csip__arena *a, size_t n);
+static inline void *csip__arena_alloc(csip__arena *a, size_t n)
+{
+    n = (n + 7u) & ~(size_t)7u;
+    if (csip_likely((size_t)(a->end - a->cur) >= n)) {
+        void *p = a->cur;
+        a->cur += n;
+        return p;
+    }
+    return csip__arena_alloc_slow(a, n);
+}
+/* Zeroed allocation. */
+void *csip__arena_calloc(csip__arena *a, size_t n);
+/* Copies bytes into the arena (adds a NUL after them for convenience). */
+char *csip__arena_memdup(csip__arena *a, const void *p, size_t n);
+/* Frees every block the arena allocated. */
+void csip__arena_reset(csip__arena *a);
+
+/* Character classes. */
+enum {
+    CSIP_C_TOKEN = 1u << 0,   /* RFC 3261 token */
+    CSIP_C_DIGIT = 1u << 1,
+    CSIP_C_ALPHA = 1u << 2,
+    CSIP_C_HEX = 1u << 3,
+    CSIP_C_WS = 1u << 4,      /* SP HT */
+    CSIP_C_LWS = 1u << 5,     /* SP HT CR LF (folded values) */
+    CSIP_C_UNRESERVED = 1u << 6,
+    CSIP_C_USER = 1u << 7,    /* unreserved / user-unreserved (escapes checked apart) */
+    CSIP_C_PASSWORD = 1u << 8,
+    CSIP_C_PARAM = 1u << 9,   /* paramchar: param-unreserved / unreserved */
+    CSIP_C_HNV = 1u << 10,    /* hnv-unreserved / unreserved */
+    CSIP_C_WORD = 1u << 11,   /* RFC 3261 word (Call-ID) */
+    CSIP_C_HOST = 1u << 12,   /* alphanum - . */
+    CSIP_C_URIC = 1u << 13,   /* RFC 2396 uric: reserved / unreserved (escapes apart) */
+};
+extern const uint16_t csip__ctab[256];
+
+static inline bool csip__is(unsigned char c, unsigned cls)
+{
+    return (csip__ctab[c] & cls) != 0;
+}
+static inline char csip__lower(char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+}
+static inline int csip__hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (unsigned char)(c | 0x20);
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* Trims SP/HT/CR/LF from both ends of a view. */
+csip_str csip__trim(csip_str s);
+
+#endif

@@ -1,0 +1,65 @@
+#include "check.h"
+
+int check_failures;
+const char *check_current = "";
+
+int check_run(const check_test *tests, size_t n, int argc, char **argv)
+{
+    int passed = 0, failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (argc > 1) {
+            int want = 0;
+            for (int a = 1; a < argc; a++)
+                if (strcmp(argv[a], tests[i].name) == 0)
+                    want = 1;
+            if (!want)
+                continue;
+        }
+        int before = check_failures;
+        check_current = tests[i].name;
+        tests[i].fn();
+        if (check_failures == before) {
+            passed++;
+        } else {
+            failed++;
+            fprintf(stderr, "FAIL %s\n", tests[i].name);
+        }
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
+
+char *check_tail_copy(const void *p, size_t len)
+{
+    /* Exact-size allocation: ASan flags any read past the end. */
+    char *b = malloc(len ? len : 1);
+    if (!b)
+        abort();
+    if (len)
+        memcpy(b, p, len);
+    return b;
+}
+
+char *check_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, n = 0;
+    char *tmp = malloc(cap);
+    for (;;) {
+        if (n == cap) {
+            cap *= 2;
+            tmp = realloc(tmp, cap);
+        }
+        size_t r = fread(tmp + n, 1, cap - n, f);
+        if (r == 0)
+            break;
+        n += r;
+    }
+    fclose(f);
+    char *b = check_tail_copy(tmp, n);
+    free(tmp);
+    *len = n;
+    return b;
+}
