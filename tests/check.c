@@ -63,3 +63,14 @@ char *check_read_file(const char *path, size_t *len)
     *len = n;
     return b;
 }
+
+const void *check_memmem(const void *hay, size_t hlen, const void *needle, size_t nlen)
+{
+    const char *h = hay;
+    if (nlen == 0)
+        return hay;
+    for (size_t i = 0; i + nlen <= hlen; i++)
+        if (h[i] == *(const char *)needle && memcmp(h + i, needle, nlen) == 0)
+            return h + i;
+    return NULL;
+}

@@ -55,6 +55,8 @@ extern const char *check_current;
 #define EXPECT_NE(a, b) CHECK_INT_(a, !=, b, (void)0)
 #define EXPECT_GE(a, b) CHECK_INT_(a, >=, b, (void)0)
 #define EXPECT_LE(a, b) CHECK_INT_(a, <=, b, (void)0)
+#define EXPECT_GT(a, b) CHECK_INT_(a, >, b, (void)0)
+#define EXPECT_LT(a, b) CHECK_INT_(a, <, b, (void)0)
 /* 0 result, printing the error name otherwise */
 #define ASSERT_OK(x)                                                                             \
     do {                                                                                         \
@@ -105,6 +107,8 @@ int check_run(const check_test *tests, size_t n, int argc, char **argv);
 /* Reads a whole file into a heap buffer placed at the END of its allocation,
  * so that reading past it is caught by ASan. Free with free(). */
 char *check_read_file(const char *path, size_t *len);
+/* memmem (not in C11): the first occurrence of needle in hay, or NULL. */
+const void *check_memmem(const void *hay, size_t hlen, const void *needle, size_t nlen);
 /* Copies bytes to the end of a fresh heap buffer (same purpose). */
 char *check_tail_copy(const void *p, size_t len);
 

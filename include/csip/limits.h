@@ -16,8 +16,8 @@
 #define CSIP_DEFAULT_MAX_HEADERS 128u
 /** Longest header line, folded continuation lines included (octets). */
 #define CSIP_DEFAULT_MAX_LINE 8192u
-/** Most Via values in a message. */
-#define CSIP_DEFAULT_MAX_VIA 32u
+/** Most Via values in a message (70, the initial Max-Forwards: RFC 4475 longreq has 34). */
+#define CSIP_DEFAULT_MAX_VIA 70u
 /** Longest URI (octets). */
 #define CSIP_DEFAULT_MAX_URI 2048u
 /** Most values in one comma-separated header (Contact, Route, …), summed over its lines. */

@@ -40,8 +40,9 @@ CSIP_EXTERN const csip_status_info *csip_status_table(size_t *count);
 /** The class of a code: 1..6, or 0 outside 100..699. */
 CSIP_EXTERN int csip_status_class(int code);
 /**
- * The code to act on (RFC 3261 §8.1.3.2): the code itself when registered,
- * x00 of its class when not (499 → 400), 0 outside 100..699.
+ * The code to act on (RFC 3261 §8.1.3.2): the code itself when registered;
+ * for an unregistered final code, x00 of its class (499 → 400); for an
+ * unregistered provisional code, 183 (RFC 3261 §8.1.3.2); 0 outside 100..699.
  */
 CSIP_EXTERN int csip_status_effective(int code);
 /** The reason phrase of code, of x00 of its class when unregistered, "" outside 100..699. */

@@ -1,0 +1,1172 @@
+/*
+ * Typed header values: the value parsers (public, allocation-free, one value
+ * at a time) and the message accessors that run them on first access and
+ * cache the result per header line.
+ *
+ * Header values may contain folded line breaks (CRLF followed by SP/HT); the
+ * splitter guarantees that, so every LWS skip here treats CR and LF as
+ * whitespace.
+ */
+#include <string.h>
+
+#include "msg/msg_int.h"
+
+#define IS(c, cls) csip__is((unsigned char)(c), (cls))
+
+const char *csip__skip_lws(const char *p, const char *end)
+{
+    while (p < end && IS(*p, CSIP_C_LWS))
+        p++;
+    return p;
+}
+
+const char *csip__scan_quoted(const char *p, const char *end)
+{
+    p++; /* opening quote */
+    while (p < end) {
+        char c = *p;
+        if (c == '"')
+            return p + 1;
+        if (c == '\\') {
+            /* quoted-pair: any octet but CR and LF (RFC 3261 §25.1) */
+            if (p + 1 >= end || p[1] == '\r' || p[1] == '\n')
+                return NULL;
+            p += 2;
+            continue;
+        }
+        p++;
+    }
+    return NULL;
+}
+
+static const char *scan_token(const char *p, const char *end)
+{
+    while (p < end && IS(*p, CSIP_C_TOKEN))
+        p++;
+    return p;
+}
+
+/* A parameter the caller wants extracted from a generic-param list. */
+typedef struct pcap {
+    const char *name;
+    size_t len;
+    csip_str *val;
+    bool *present;
+} pcap;
+
+#define PCAP(lit, v, pr) {lit, sizeof(lit) - 1, v, pr}
+
+/*
+ * Scans *( SEMI generic-param ) from *pp. generic-param = token [ EQUAL
+ * gen-value ], gen-value = token / host / quoted-string. Stops at the end or,
+ * for lists, at a comma (left unconsumed). Fills *raw with the parameters
+ * (after the first ';') and the captured values (quoted ones keep quotes).
+ */
+static int scan_params(const char **pp, const char *end, bool list, csip_str *raw,
+                       const pcap *caps, size_t ncaps)
+{
+    const char *p = *pp, *start = NULL, *last = NULL;
+    for (;;) {
+        p = csip__skip_lws(p, end);
+        if (p >= end || (list && *p == ','))
+            break;
+        if (*p != ';')
+            return CSIP_ERR_PARSE_HEADER_VALUE;
+        p = csip__skip_lws(p + 1, end);
+        if (!start)
+            start = p;
+        const char *ns = p;
+        p = scan_token(p, end);
+        if (p == ns)
+            return CSIP_ERR_PARSE_HEADER_VALUE; /* ";;" or ";," (RFC 4475 badinv01) */
+        csip_str name = {ns, (size_t)(p - ns)};
+        csip_str val = {NULL, 0};
+        const char *q = csip__skip_lws(p, end);
+        if (q < end && *q == '=') {
+            q = csip__skip_lws(q + 1, end);
+            const char *vs = q;
+            if (q < end && *q == '"') {
+                q = csip__scan_quoted(q, end);
+                if (!q)
+                    return CSIP_ERR_PARSE_HEADER_VALUE;
+            } else {
+                while (q < end && (IS(*q, CSIP_C_TOKEN) || *q == ':' || *q == '[' || *q == ']'))
+                    q++;
+            }
+            if (q == vs)
+                return CSIP_ERR_PARSE_HEADER_VALUE;
+            val = (csip_str){vs, (size_t)(q - vs)};
+            p = q;
+        }
+        last = p;
+        for (size_t i = 0; i < ncaps; i++) {
+            if (name.len == caps[i].len && csip_str_ieq(name, (csip_str){caps[i].name, caps[i].len})) {
+                if (caps[i].val)
+                    *caps[i].val = val;
+                if (caps[i].present)
+                    *caps[i].present = true;
+                break;
+            }
+        }
+    }
+    *raw = start ? (csip_str){start, (size_t)(last - start)} : (csip_str){NULL, 0};
+    *pp = p;
+    return 0;
+}
+
+/* After a list element: end of input, or a comma (consumed). */
+static int list_next(const char *p, const char *end, csip_str *s)
+{
+    p = csip__skip_lws(p, end);
+    if (p < end) {
+        if (*p != ',')
+            return CSIP_ERR_PARSE_HEADER_VALUE;
+        p = csip__skip_lws(p + 1, end);
+        if (p >= end)
+            return CSIP_ERR_PARSE_HEADER_VALUE; /* trailing comma */
+    }
+    s->len = (size_t)(end - p);
+    s->p = p;
+    return 0;
+}
+
+static int u16_value(csip_str v, uint16_t *out, uint32_t max)
+{
+    uint32_t n;
+    if (csip_str_to_u32(v, &n) < 0 || n > max)
+        return CSIP_ERR_PARSE_HEADER_VALUE;
+    *out = (uint16_t)n;
+    return 0;
+}
+
+/* host [COLON port] for Via sent-by. */
+static const char *scan_host(const char *p, const char *end, csip_str *host, csip_host_type *type)
+{
+    const char *s = p;
+    if (p < end && *p == '[') {
+        while (p < end && *p != ']') {
+            if (!IS(*p, CSIP_C_HEX) && *p != ':' && *p != '.' && *p != '[')
+                return NULL;
+            p++;
+        }
+        if (p >= end || p - s < 3)
+            return NULL;
+        p++;
+        *type = CSIP_HOST_IPV6;
+    } else {
+        bool digits_dots = true;
+        while (p < end && IS(*p, CSIP_C_HOST)) {
+            if (!IS(*p, CSIP_C_DIGIT) && *p != '.')
+                digits_dots = false;
+            p++;
+        }
+        if (p == s || *s == '.' || *s == '-')
+            return NULL;
+        *type = digits_dots ? CSIP_HOST_IPV4 : CSIP_HOST_NAME;
+        if (digits_dots) {
+            /* four decimal octets, each 0..255 */
+            unsigned parts = 0, val = 0, nd = 0;
+            for (const char *q = s; q <= p; q++) {
+                if (q == p || *q == '.') {
+                    if (!nd || val > 255)
+                        return NULL;
+                    parts++;
+                    val = nd = 0;
+                } else {
+                    val = val * 10 + (unsigned)(*q - '0');
+                    if (++nd > 3)
+                        return NULL;
+                }
+            }
+            if (parts != 4)
+                return NULL;
+        }
+    }
+    *host = (csip_str){s, (size_t)(p - s)};
+    return p;
+}
+
+int csip_via_parse(csip_str *s, csip_via *v)
+{
+    const char *p = s->p, *end = s->p + s->len;
+    memset(v, 0, sizeof *v);
+    p = csip__skip_lws(p, end);
+    const char *start = p, *q;
+    /* sent-protocol = protocol-name SLASH protocol-version SLASH transport */
+    csip_str *parts[3] = {&v->protocol, &v->version, &v->transport};
+    for (int i = 0; i < 3; i++) {
+        if (i) {
+            p = csip__skip_lws(p, end);
+            if (p >= end || *p != '/')
+                return CSIP_ERR_PARSE_HEADER_VALUE;
+            p = csip__skip_lws(p + 1, end);
+        }
+        q = scan_token(p, end);
+        if (q == p)
+            return CSIP_ERR_PARSE_HEADER_VALUE;
+        *parts[i] = (csip_str){p, (size_t)(q - p)};
+        p = q;
+    }
+    q = csip__skip_lws(p, end);
+    if (q == p)
+        return CSIP_ERR_PARSE_HEADER_VALUE; /* LWS required before sent-by */
+    p = scan_host(q, end, &v->host, &v->host_type);
+    if (!p)
+        return CSIP_ERR_PARSE_HEADER_VALUE;
+    q = csip__skip_lws(p, end);
+    if (q < end && *q == ':') {
+        q = csip__skip_lws(q + 1, end);
+        p = q;
+        while (p < end && IS(*p, CSIP_C_DIGIT))
+            p++;
+        if (u16_value((csip_str){q, (size_t)(p - q)}, &v->port, 65535) < 0)
+            return CSIP_ERR_PARSE_HEADER_VALUE;
+        v->has_port = true;
+    }
+    csip_str rport = {NULL, 0};
+    const pcap caps[] = {
+        PCAP("branch", &v->branch, NULL), PCAP("received", &v->received, NULL),
+        PCAP("maddr", &v->maddr, NULL),   PCAP("ttl", &v->ttl, NULL),
+        PCAP("rport", &rport, &v->has_rport),
+    };
+    int rc = scan_params(&p, end, true, &v->params, caps, sizeof caps / sizeof caps[0]);
+    if (rc < 0)
+        return rc;
+    if (v->has_rport && rport.p) {
+        if (u16_value(rport, &v->rport, 65535) < 0)
+            return CSIP_ERR_PARSE_HEADER_VALUE;
+        v->rport_has_value = true;
+    }
+    uint16_t ttl;
+    if (v->ttl.p && u16_value(v->ttl, &ttl, 255) < 0)
+        return CSIP_ERR_PARSE_HEADER_VALUE;
+    if ((v->branch.p && v->branch.p[0] == '"') || (v->received.p && v->received.p[0] == '"'))
+        return CSIP_ERR_PARSE_HEADER_VALUE;
+    v->raw = (csip_str){start, (size_t)(p - start)};
+    while (v->raw.len && IS(v->raw.p[v->raw.len - 1], CSIP_C_LWS))
+        v->raw.len--;
+    return list_next(p, end, s);
+}
+
+/* qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ), in thousandths */
+static int qvalue(csip_str v, uint16_t *out)
+{
+    if (v.len == 0 || v.len > 5 || (v.p[0] != '0' && v.p[0] != '1'))
+        return CSIP_ERR_PARSE_HEADER_VALUE;
+    unsigned q = (unsigned)(v.p[0] - '0') * 1000;
+    if (v.len > 1) {
+        if (v.p[1] != '.')
+            return CSIP_ERR_PARSE_HEADER_VALUE;
+        unsigned scale = 100;
+        for (size_t i = 2; i < v.len; i++, scale /= 10) {
+            if (!IS(v.p[i], CSIP_C_DIGIT))
+                return CSIP_ERR_PARSE_HEADER_VALUE;
+            q += (unsigned)(v.p[i] - '0') * scale;
+        }
+        if (q > 1000)
+            return CSIP_ERR_PARSE_HEADER_VALUE;
+    }
+    *out = (uint16_t)q;
+    return 0;
+}
+
+/* delta-seconds; an overlarge value is read as 3600, as RFC 4475 §3.1.2.4 suggests. */
+static int delta_seconds(csip_str v, uint32_t *out)
+{
+    int rc = csip_str_to_u32(v, out);
+    if (rc == CSIP_ERR_RANGE) {
+        *out = 3600;
+        return 0;
+    }
+    return rc < 0 ? CSIP_ERR_PARSE_HEADER_VALUE : 0;
+}
+
+int csip_nameaddr_parse(csip_str *s, unsigned flags, csip_nameaddr *na)
+{
+    const char *p = s->p, *end = s->p + s->len, *q;
+    const bool list = flags & CSIP_NAMEADDR_LIST;
+    memset(na, 0, sizeof *na);
+    p = csip__skip_lws(p, end);
+    const char *start = p;
+    if (p >= end)
+        return CSIP_ERR_PARSE_HEADER_VALUE;
+
+    if ((flags & CSIP_NAMEADDR_STAR) && *p == '*') {
+        q = csip__skip_lws(p + 1, end);
+        if (q < end && *q != ';' && *q != ',')
+            return CSIP_ERR_PARSE_HEADER_VALUE;
+        na->star = true;
+        p++;
+    } else {
+        const char *laquot = NULL;
+        if (*p == '"') {
+            q = csip__scan_quoted(p, end);
+            if (!q)
+                return CSIP_ERR_PARSE_HEADER_VALUE;
+            na->display = (csip_str){p, (size_t)(q - p)};
+            q = csip__skip_lws(q, end);
+            if (q >= end || *q != '<')
+                return CSIP_ERR_PARSE_HEADER_VALUE;
+            laquot = q;
+        } else if (*p == '<') {
+            laquot = p;
+        } else {
+            /* display-name as *(token LWS), or an addr-spec */
+            const char *t = p, *last = p;
+            for (;;) {
+                const char *te = scan_token(t, end);
+                if (te == t)
+                    break;
+                last = te;
+                t = csip__skip_lws(te, end);
+                if (t == te)
+                    break;
+            }
+            t = csip__skip_lws(last, end);
+            if (last > p && t < end && *t == '<') {
+                /* RFC 4475 lwsdisp: no LWS before '<' is accepted too */
+                na->display = (csip_str){p, (size_t)(last - p)};
+                laquot = t;
+            }
+        }
+        if (laquot) {
+            const char *u = laquot + 1;
+            const char *ra = memchr(u, '>', (size_t)(end - u));
+            if (!ra)
+                return CSIP_ERR_PARSE_HEADER_VALUE;
+            int rc = csip_uri_parse(u, (size_t)(ra - u), 0, &na->uri);
+            if (rc < 0)
+                return rc == CSIP_ERR_LIMIT_URI ? rc : CSIP_ERR_PARSE_URI;
+            na->angle = true;
+            p = ra + 1;
+        } else {
+            if (flags & CSIP_NAMEADDR_NEED_ANGLE)
+                return CSIP_ERR_PARSE_HEADER_VALUE;
+            /* addr-spec: the URI ends at ';' (header params), ',' or LWS. A URI
+             * with headers ('?') or parameters must be in <> (RFC 3261 §20). */
+            q = p;
+            while (q < end && *q != ';' && *q != ',' && !IS(*q, CSIP_C_LWS))
+                q++;
+            if (memchr(p, '?', (size_t)(q - p)))
+                return CSIP_ERR_PARSE_URI; /* RFC 4475 regbadct */
+            int rc = csip_uri_parse(p, (size_t)(q - p), 0, &na->uri);
+            if (rc < 0)
+                return rc == CSIP_ERR_LIMIT_URI ? rc : CSIP_ERR_PARSE_URI;
+            p = q;
+        }
+    }
+
+    csip_str exp = {NULL, 0}, qv = {NULL, 0};
+    const pcap caps[] = {
+        PCAP("tag", &na->tag, NULL),
+        PCAP("expires", &exp, &na->has_expires),
+        PCAP("q", &qv, &na->has_q),
+    };
+    int rc = scan_params(&p, end, list, &na->params, caps, sizeof caps / sizeof caps[0]);
+    if (rc < 0)
+        return rc;
+    if (na->tag.p && na->tag.p[0] == '"')
+        return CSIP_ERR_PARSE_HEADER_VALUE;
+    if (na->has_expires && (!exp.p || delta_seconds(exp, &na->expires) < 0))
+        return CSIP_ERR_PARSE_HEADER_VALUE;
+    if (na->has_q && (!qv.p || qvalue(qv, &na->q) < 0))
+        return CSIP_ERR_PARSE_HEADER_VALUE;
+    na->raw = (csip_str){start, (size_t)(p - start)};
+    while (na->raw.len && IS(na->raw.p[na->raw.len - 1], CSIP_C_LWS))
+        na->raw.len--;
+    if (!list) {
+        p = csip__skip_lws(p, end);
+        if (p < end)
+            return CSIP_ERR_PARSE_HEADER_VALUE;
+        s->p = end;
+        s->len = 0;
+        return 0;
+    }
+    return list_next(p, end, s);
+}
+
+int csip_auth_param_next(csip_str *rest, csip_param *out)
+{
+    const char *p = rest->p, *end = rest->p + rest->len;
+    p = csip__skip_lws(p, end);
+    if (p >= end)
+        return 0;
+    const char *ns = p;
+    p = scan_token(p, end);
+    if (p == ns)
+        return CSIP_ERR_SYNTAX;
+    out->name = (csip_str){ns, (size_t)(p - ns)};
+    p = csip__skip_lws(p, end);
+    if (p >= end || *p != '=')
+        return CSIP_ERR_SYNTAX;
+    p = csip__skip_lws(p + 1, end);
+    const char *vs = p;
+    if (p < end && *p == '"') {
+        p = csip__scan_quoted(p, end);
+        if (!p)
+            return CSIP_ERR_SYNTAX;
+        out->value = (csip_str){vs + 1, (size_t)(p - vs - 2)};
+    } else {
+        p = scan_token(p, end);
+        if (p == vs)
+            return CSIP_ERR_SYNTAX;
+        out->value = (csip_str){vs, (size_t)(p - vs)};
+    }
+    p = csip__skip_lws(p, end);
+    if (p < end) {
+        if (*p != ',')
+            return CSIP_ERR_SYNTAX;
+        p++;
+        if (csip__skip_lws(p, end) >= end)
+            return CSIP_ERR_SYNTAX; /* trailing comma */
+    }
+    rest->p = p;
+    rest->len = (size_t)(end - p);
+    return 1;
+}
+
+static int auth_params(csip_str params, csip_auth *a)
+{
+    struct {
+        const char *n;
+        csip_str *v;
+    } known[] = {
+        {"realm", &a->realm},         {"nonce", &a->nonce},       {"opaque", &a->opaque},
+        {"algorithm", &a->algorithm}, {"qop", &a->qop},           {"stale", &a->stale},
+        {"domain", &a->domain},       {"username", &a->username}, {"uri", &a->uri},
+        {"response", &a->response},   {"cnonce", &a->cnonce},     {"nc", &a->nc},
+        {"userhash", &a->userhash},   {"nextnonce", &a->nextnonce}, {"rspauth", &a->rspauth},
+    };
+    csip_param pr;
+    int rc;
+    csip_str rest = params;
+    while ((rc = csip_auth_param_next(&rest, &pr)) == 1) {
+        for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+            if (csip_str_ieq_c(pr.name, known[i].n)) {
+                *known[i].v = pr.value;
+                break;
+            }
+    }
+    return rc < 0 ? CSIP_ERR_PARSE_HEADER_VALUE : 0;
+}
+
+/* with_scheme false: Authentication-Info (params only). */
+static int auth_parse(csip_str value, bool with_scheme, csip_auth *a)
+{
+    const char *p = value.p, *end = value.p + value.len;
+    memset(a, 0, sizeof *a);
+    p = csip__skip_lws(p, end);
+    if (with_scheme) {
+        const char *q = scan_token(p, end);
+        if (q == p)
+            return CSIP_ERR_PARSE_HEADER_VALUE;
+        a->scheme = (csip_str){p, (size_t)(q - p)};
+        p = q;
+        if (p < end && !IS(*p, CSIP_C_LWS))
+            return CSIP_ERR_PARSE_HEADER_VALUE;
+        p = csip__skip_lws(p, end);
+    }
+    a->params = (csip_str){p, (size_t)(end - p)};
+    int rc = auth_params(a->params, a);
+    /* Unknown schemes may carry other syntaxes (token68): keep them raw. */
+    if (rc < 0 && (!with_scheme || csip_str_ieq_c(a->scheme, "Digest")))
+        return rc;
+    return 0;
+}
+
+int csip_auth_parse(csip_str value, csip_auth *a)
+{
+    return auth_parse(value, true, a);
+}
+
+/* ---- Date (RFC 1123, GMT only) ---- */
+
+static int two_digits(const char *p)
+{
+    if (!IS(p[0], CSIP_C_DIGIT) || !IS(p[1], CSIP_C_DIGIT))
+        return -1;
+    return (p[0] - '0') * 10 + (p[1] - '0');
+}
+
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    /* proleptic Gregorian calendar, days since 1970-01-01 */
+    y -= m <= 2;
+    const int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const unsigned yoe = (unsigned)(y - era * 400);
+    const unsigned doy = (153 * (m + (m > 2 ? (unsigned)-3 : 9)) + 2) / 5 + d - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+int csip_date_parse(csip_str v, csip_date *out)
+{
+    static const char wk[7][4] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
+    static const char mo[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    static const uint8_t mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    /* "Sat, 13 Nov 2010 23:29:00 GMT" : exactly 29 octets */
+    v = csip__trim(v);
+    const char *p = v.p;
+    if (v.len != 29 || p[3] != ',' || p[4] != ' ' || p[7] != ' ' || p[11] != ' ' ||
+        p[16] != ' ' || p[19] != ':' || p[22] != ':' || p[25] != ' ' || memcmp(p + 26, "GMT", 3))
+        return CSIP_ERR_PARSE_HEADER_VALUE;
+    memset(out, 0, sizeof *out);
+    int w = -1, m = -1;
+    for (int i = 0; i < 7; i++)
+        if (!memcmp(p, wk[i], 3))
+            w = i;
+    for (int i = 0; i < 12; i++)
+        if (!memcmp(p + 8, mo[i], 3))
+            m = i;
+    int d = two_digits(p + 5), y1 = two_digits(p + 12), y2 = two_digits(p + 14);
+    int hh = two_digits(p + 17), mm = two_digits(p + 20), ss = two_digits(p + 23);
+    if (w < 0 || m < 0 || d < 1 || y1 < 0 || y2 < 0 || hh < 0 || hh > 23 || mm < 0 || mm > 59 ||
+        ss < 0 || ss > 60 || d > mdays[m])
+        return CSIP_ERR_PARSE_HEADER_VALUE;
+    out->year = (uint16_t)(y1 * 100 + y2);
+    out->month = (uint8_t)(m + 1);
+    out->day = (uint8_t)d;
+    out->hour = (uint8_t)hh;
+    out->minute = (uint8_t)mm;
+    out->second = (uint8_t)ss;
+    out->wkday = (uint8_t)w;
+    out->epoch = days_from_civil(out->year, out->month, out->day) * 86400 + hh * 3600 + mm * 60 + ss;
+    return 0;
+}
+
+/* ---- simple values ---- */
+
+static int parse_cseq(csip_str v, csip_cseq *cs)
+{
+    const char *p = v.p, *end = v.p + v.len, *q = p;
+    while (q < end && IS(*q, CSIP_C_DIGIT))
+        q++;
+    int rc = csip_str_to_u32((csip_str){p, (size_t)(q - p)}, &cs->number);
+    if (rc == CSIP_ERR_RANGE)
+        return CSIP_ERR_PARSE_NUMBER_RANGE; /* RFC 4475 scalar02 */
+    if (rc < 0)
+        return CSIP_ERR_PARSE_HEADER_VALUE;
+    p = csip__skip_lws(q, end);
+    if (p == q)
+        return CSIP_ERR_PARSE_HEADER_VALUE;
+    q = scan_token(p, end);
+    if (q == p || q != end)
+        return CSIP_ERR_PARSE_HEADER_VALUE;
+    cs->method = (csip_str){p, (size_t)(q - p)};
+    cs->method_id = csip_method_lookup(cs->method);
+    return 0;
+}
+
+/* callid = word [ "@" word ] */
+static int parse_call_id(csip_str v)
+{
+    size_t at = 0, i;
+    if (!v.len)
+        return CSIP_ERR_PARSE_HEADER_VALUE;
+    for (i = 0; i < v.len; i++) {
+        if (v.p[i] == '@') {
+            if (at++ || i == 0 || i + 1 == v.len)
+                return CSIP_ERR_PARSE_HEADER_VALUE;
+        } else if (!IS(v.p[i], CSIP_C_WORD)) {
+            return CSIP_ERR_PARSE_HEADER_VALUE;
+        }
+    }
+    return 0;
+}
+
+static int parse_u32(csip_str v, uint32_t *out, bool seconds)
+{
+    if (seconds)
+        return delta_seconds(v, out);
+    int rc = csip_str_to_u32(v, out);
+    if (rc == CSIP_ERR_RANGE)
+        return CSIP_ERR_PARSE_NUMBER_RANGE;
+    return rc < 0 ? CSIP_ERR_PARSE_HEADER_VALUE : 0;
+}
+
+static int parse_media_type(csip_str v, csip_media_type *mt)
+{
+    const char *p = v.p, *end = v.p + v.len, *q;
+    memset(mt, 0, sizeof *mt);
+    q = scan_token(p, end);
+    if (q == p)
+        return CSIP_ERR_PARSE_HEADER_VALUE;
+    mt->type = (csip_str){p, (size_t)(q - p)};
+    p = csip__skip_lws(q, end);
+    if (p >= end || *p != '/')
+        return CSIP_ERR_PARSE_HEADER_VALUE;
+    p = csip__skip_lws(p + 1, end);
+    q = scan_token(p, end);
+    if (q == p)
+        return CSIP_ERR_PARSE_HEADER_VALUE;
+    mt->subtype = (csip_str){p, (size_t)(q - p)};
+    p = q;
+    return scan_params(&p, end, false, &mt->params, NULL, 0);
+}
+
+static int parse_event(csip_str v, csip_event *ev)
+{
+    const char *p = v.p, *end = v.p + v.len, *q;
+    memset(ev, 0, sizeof *ev);
+    q = scan_token(p, end);
+    if (q == p)
+        return CSIP_ERR_PARSE_HEADER_VALUE;
+    ev->package = (csip_str){p, (size_t)(q - p)};
+    p = q;
+    const pcap caps[] = {PCAP("id", &ev->id, NULL)};
+    return scan_params(&p, end, false, &ev->params, caps, 1);
+}
+
+static int parse_substate(csip_str v, csip_substate *ss)
+{
+    const char *p = v.p, *end = v.p + v.len, *q;
+    memset(ss, 0, sizeof *ss);
+    q = scan_token(p, end);
+    if (q == p)
+        return CSIP_ERR_PARSE_HEADER_VALUE;
+    ss->state = (csip_str){p, (size_t)(q - p)};
+    p = q;
+    csip_str exp = {NULL, 0}, ra = {NULL, 0};
+    const pcap caps[] = {
+        PCAP("reason", &ss->reason, NULL),
+        PCAP("expires", &exp, &ss->has_expires),
+        PCAP("retry-after", &ra, &ss->has_retry_after),
+    };
+    int rc = scan_params(&p, end, false, &ss->params, caps, 3);
+    if (rc < 0)
+        return rc;
+    if (ss->has_expires && (!exp.p || delta_seconds(exp, &ss->expires) < 0))
+        return CSIP_ERR_PARSE_HEADER_VALUE;
+    if (ss->has_retry_after && (!ra.p || delta_seconds(ra, &ss->retry_after) < 0))
+        return CSIP_ERR_PARSE_HEADER_VALUE;
+    return 0;
+}
+
+static int parse_rack(csip_str v, csip_rack *r)
+{
+    const char *p = v.p, *end = v.p + v.len, *q;
+    uint32_t *nums[2] = {&r->rseq, &r->cseq};
+    for (int i = 0; i < 2; i++) {
+        q = p;
+        while (q < end && IS(*q, CSIP_C_DIGIT))
+            q++;
+        int rc = csip_str_to_u32((csip_str){p, (size_t)(q - p)}, nums[i]);
+        if (rc < 0)
+            return rc == CSIP_ERR_RANGE ? CSIP_ERR_PARSE_NUMBER_RANGE : CSIP_ERR_PARSE_HEADER_VALUE;
+        p = csip__skip_lws(q, end);
+        if (p == q)
+            return CSIP_ERR_PARSE_HEADER_VALUE;
+    }
+    q = scan_token(p, end);
+    if (q == p || q != end)
+        return CSIP_ERR_PARSE_HEADER_VALUE;
+    r->method = (csip_str){p, (size_t)(q - p)};
+    return 0;
+}
+
+static int parse_retry_after(csip_str v, csip_retry_after *ra)
+{
+    const char *p = v.p, *end = v.p + v.len, *q = p;
+    memset(ra, 0, sizeof *ra);
+    while (q < end && IS(*q, CSIP_C_DIGIT))
+        q++;
+    int rc = csip_str_to_u32((csip_str){p, (size_t)(q - p)}, &ra->seconds);
+    if (rc < 0)
+        return rc == CSIP_ERR_RANGE ? CSIP_ERR_PARSE_NUMBER_RANGE : CSIP_ERR_PARSE_HEADER_VALUE;
+    p = csip__skip_lws(q, end);
+    if (p < end && *p == '(') {
+        /* comment, nested parentheses and quoted-pairs allowed */
+        int depth = 0;
+        const char *cs = p + 1;
+        for (; p < end; p++) {
+            if (*p == '\\' && p + 1 < end) {
+                p++;
+                continue;
+            }
+            if (*p == '(')
+                depth++;
+            else if (*p == ')' && --depth == 0)
+                break;
+        }
+        if (p >= end)
+            return CSIP_ERR_PARSE_HEADER_VALUE;
+        ra->comment = (csip_str){cs, (size_t)(p - cs)};
+        p++;
+    }
+    csip_str dur = {NULL, 0};
+    const pcap caps[] = {PCAP("duration", &dur, &ra->has_duration)};
+    rc = scan_params(&p, end, false, &ra->params, caps, 1);
+    if (rc < 0)
+        return rc;
+    if (ra->has_duration && (!dur.p || csip_str_to_u32(dur, &ra->duration) < 0))
+        return CSIP_ERR_PARSE_HEADER_VALUE;
+    return 0;
+}
+
+static int parse_timestamp(csip_str v, csip_timestamp *ts)
+{
+    const char *p = v.p, *end = v.p + v.len, *q = p;
+    memset(ts, 0, sizeof *ts);
+    for (int part = 0; part < 2; part++) {
+        const char *s = p;
+        q = p;
+        while (q < end && IS(*q, CSIP_C_DIGIT))
+            q++;
+        if (q < end && *q == '.') {
+            q++;
+            while (q < end && IS(*q, CSIP_C_DIGIT))
+                q++;
+        }
+        if (q == s)
+            return part ? CSIP_ERR_PARSE_HEADER_VALUE : CSIP_ERR_PARSE_HEADER_VALUE;
+        if (part == 0)
+            ts->value = (csip_str){s, (size_t)(q - s)};
+        else
+            ts->delay = (csip_str){s, (size_t)(q - s)};
+        p = csip__skip_lws(q, end);
+        if (p >= end)
+            return 0;
+        if (p == q)
+            return CSIP_ERR_PARSE_HEADER_VALUE;
+    }
+    return CSIP_ERR_PARSE_HEADER_VALUE;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Per-line cache                                                             */
+
+typedef enum vkind {
+    VK_NONE = 0,
+    VK_VIA,
+    VK_NAMEADDR,      /* single */
+    VK_NAMEADDR_LIST, /* CSIP_NAMEADDR_LIST */
+    VK_ROUTE_LIST,    /* LIST | NEED_ANGLE */
+    VK_CONTACT,       /* LIST | STAR */
+    VK_CSEQ,
+    VK_CALL_ID,
+    VK_U32,
+    VK_SECONDS,
+    VK_TOKENS,
+    VK_MEDIA,
+    VK_AUTH,
+    VK_AUTH_INFO,
+    VK_EVENT,
+    VK_SUBSTATE,
+    VK_RACK,
+    VK_RETRY_AFTER,
+    VK_DATE,
+    VK_TIMESTAMP,
+} vkind;
+
+static vkind kind_of(csip_hdr_id id)
+{
+    switch (id) {
+    case CSIP_HDR_VIA:
+        return VK_VIA;
+    case CSIP_HDR_FROM:
+    case CSIP_HDR_TO:
+    case CSIP_HDR_REFER_TO:
+    case CSIP_HDR_REFERRED_BY:
+    case CSIP_HDR_REPLY_TO:
+        return VK_NAMEADDR;
+    case CSIP_HDR_CONTACT:
+        return VK_CONTACT;
+    case CSIP_HDR_ROUTE:
+    case CSIP_HDR_RECORD_ROUTE:
+    case CSIP_HDR_PATH:
+    case CSIP_HDR_SERVICE_ROUTE:
+        return VK_ROUTE_LIST;
+    case CSIP_HDR_P_ASSERTED_IDENTITY:
+    case CSIP_HDR_P_PREFERRED_IDENTITY:
+        return VK_NAMEADDR_LIST;
+    case CSIP_HDR_CSEQ:
+        return VK_CSEQ;
+    case CSIP_HDR_CALL_ID:
+        return VK_CALL_ID;
+    case CSIP_HDR_MAX_FORWARDS:
+    case CSIP_HDR_CONTENT_LENGTH:
+    case CSIP_HDR_RSEQ:
+        return VK_U32;
+    case CSIP_HDR_EXPIRES:
+    case CSIP_HDR_MIN_EXPIRES:
+        return VK_SECONDS;
+    case CSIP_HDR_REQUIRE:
+    case CSIP_HDR_SUPPORTED:
+    case CSIP_HDR_PROXY_REQUIRE:
+    case CSIP_HDR_UNSUPPORTED:
+    case CSIP_HDR_ALLOW:
+    case CSIP_HDR_ALLOW_EVENTS:
+    case CSIP_HDR_CONTENT_ENCODING:
+    case CSIP_HDR_PRIVACY:
+        return VK_TOKENS;
+    case CSIP_HDR_CONTENT_TYPE:
+        return VK_MEDIA;
+    case CSIP_HDR_WWW_AUTHENTICATE:
+    case CSIP_HDR_AUTHORIZATION:
+    case CSIP_HDR_PROXY_AUTHENTICATE:
+    case CSIP_HDR_PROXY_AUTHORIZATION:
+        return VK_AUTH;
+    case CSIP_HDR_AUTHENTICATION_INFO:
+        return VK_AUTH_INFO;
+    case CSIP_HDR_EVENT:
+        return VK_EVENT;
+    case CSIP_HDR_SUBSCRIPTION_STATE:
+        return VK_SUBSTATE;
+    case CSIP_HDR_RACK:
+        return VK_RACK;
+    case CSIP_HDR_RETRY_AFTER:
+        return VK_RETRY_AFTER;
+    case CSIP_HDR_DATE:
+        return VK_DATE;
+    case CSIP_HDR_TIMESTAMP:
+        return VK_TIMESTAMP;
+    default:
+        return VK_NONE;
+    }
+}
+
+/* Parses a comma-separated list of values of `size` bytes each with `one`. */
+typedef int (*one_fn)(csip_str *s, unsigned flags, void *out);
+
+static int via_one(csip_str *s, unsigned flags, void *out)
+{
+    (void)flags;
+    return csip_via_parse(s, out);
+}
+
+static int nameaddr_one(csip_str *s, unsigned flags, void *out)
+{
+    return csip_nameaddr_parse(s, flags, out);
+}
+
+static int token_one(csip_str *s, unsigned flags, void *out)
+{
+    (void)flags;
+    const char *p = csip__skip_lws(s->p, s->p + s->len), *end = s->p + s->len;
+    const char *q = scan_token(p, end);
+    if (q == p)
+        return CSIP_ERR_PARSE_HEADER_VALUE;
+    *(csip_str *)out = (csip_str){p, (size_t)(q - p)};
+    return list_next(q, end, s);
+}
+
+static int parse_list(csip_msg *m, csip_str v, one_fn one, unsigned flags, size_t size,
+                      uint32_t max, void **arr, uint32_t *n)
+{
+    size_t cap = 0;
+    char *a = NULL;
+    *n = 0;
+    while (v.len) {
+        if (*n == cap) {
+            size_t ncap = cap ? cap * 2 : 2;
+            if (ncap > max)
+                ncap = max;
+            if (*n >= max)
+                return CSIP_ERR_LIMIT_VALUES;
+            char *na = csip__arena_alloc(&m->arena, ncap * size);
+            if (!na)
+                return CSIP_ERR_NOMEM;
+            if (*n)
+                memcpy(na, a, *n * size);
+            a = na;
+            cap = ncap;
+        }
+        int rc = one(&v, flags, a + *n * size);
+        if (rc < 0)
+            return rc;
+        (*n)++;
+    }
+    *arr = a;
+    return 0;
+}
+
+int csip__hdr_typed(const csip_msg *cm, uint32_t i)
+{
+    csip_msg *m = (csip_msg *)cm; /* the cache is invisible to callers */
+    msg_hdr *h = &m->hdrs[i];
+    if (h->cstate == CACHE_OK)
+        return 0;
+    if (h->cstate == CACHE_ERR)
+        return h->cerr;
+    csip_str v = h->h.value;
+    int rc = 0;
+    void *obj = NULL;
+    uint32_t n = 1;
+    vkind k = kind_of((csip_hdr_id)h->h.id);
+    switch (k) {
+    case VK_VIA:
+        rc = v.len ? parse_list(m, v, via_one, 0, sizeof(csip_via), m->lim.max_via, &obj, &n)
+                   : CSIP_ERR_PARSE_HEADER_VALUE;
+        if (rc == CSIP_ERR_LIMIT_VALUES)
+            rc = CSIP_ERR_LIMIT_VIA;
+        break;
+    case VK_NAMEADDR:
+    case VK_NAMEADDR_LIST:
+    case VK_ROUTE_LIST:
+    case VK_CONTACT: {
+        unsigned f = k == VK_NAMEADDR        ? 0
+                     : k == VK_NAMEADDR_LIST ? CSIP_NAMEADDR_LIST
+                     : k == VK_ROUTE_LIST    ? CSIP_NAMEADDR_LIST | CSIP_NAMEADDR_NEED_ANGLE
+                                             : CSIP_NAMEADDR_LIST | CSIP_NAMEADDR_STAR;
+        rc = v.len ? parse_list(m, v, nameaddr_one, f, sizeof(csip_nameaddr), m->lim.max_values,
+                                &obj, &n)
+                   : CSIP_ERR_PARSE_HEADER_VALUE;
+        break;
+    }
+    case VK_TOKENS:
+        rc = parse_list(m, v, token_one, 0, sizeof(csip_str), m->lim.max_values, &obj, &n);
+        break;
+    case VK_CSEQ:
+        obj = csip__arena_alloc(&m->arena, sizeof(csip_cseq));
+        rc = obj ? parse_cseq(v, obj) : CSIP_ERR_NOMEM;
+        break;
+    case VK_CALL_ID:
+        rc = parse_call_id(v);
+        h->c.str = v;
+        break;
+    case VK_U32:
+    case VK_SECONDS:
+        rc = parse_u32(v, &h->c.u32, k == VK_SECONDS);
+        break;
+    case VK_MEDIA:
+        obj = csip__arena_alloc(&m->arena, sizeof(csip_media_type));
+        rc = obj ? parse_media_type(v, obj) : CSIP_ERR_NOMEM;
+        break;
+    case VK_AUTH:
+    case VK_AUTH_INFO:
+        obj = csip__arena_alloc(&m->arena, sizeof(csip_auth));
+        rc = obj ? auth_parse(v, k == VK_AUTH, obj) : CSIP_ERR_NOMEM;
+        break;
+    case VK_EVENT:
+        obj = csip__arena_alloc(&m->arena, sizeof(csip_event));
+        rc = obj ? parse_event(v, obj) : CSIP_ERR_NOMEM;
+        break;
+    case VK_SUBSTATE:
+        obj = csip__arena_alloc(&m->arena, sizeof(csip_substate));
+        rc = obj ? parse_substate(v, obj) : CSIP_ERR_NOMEM;
+        break;
+    case VK_RACK:
+        obj = csip__arena_alloc(&m->arena, sizeof(csip_rack));
+        rc = obj ? parse_rack(v, obj) : CSIP_ERR_NOMEM;
+        break;
+    case VK_RETRY_AFTER:
+        obj = csip__arena_alloc(&m->arena, sizeof(csip_retry_after));
+        rc = obj ? parse_retry_after(v, obj) : CSIP_ERR_NOMEM;
+        break;
+    case VK_DATE:
+        obj = csip__arena_alloc(&m->arena, sizeof(csip_date));
+        rc = obj ? csip_date_parse(v, obj) : CSIP_ERR_NOMEM;
+        break;
+    case VK_TIMESTAMP:
+        obj = csip__arena_alloc(&m->arena, sizeof(csip_timestamp));
+        rc = obj ? parse_timestamp(v, obj) : CSIP_ERR_NOMEM;
+        break;
+    case VK_NONE:
+        break;
+    }
+    if (rc == CSIP_ERR_NOMEM)
+        return rc; /* not cached: a later call may succeed */
+    if (rc < 0) {
+        h->cstate = CACHE_ERR;
+        h->cerr = (int16_t)rc;
+        return rc;
+    }
+    if (k != VK_CALL_ID && k != VK_U32 && k != VK_SECONDS)
+        h->c.ptr = obj;
+    h->cn = n;
+    h->cstate = CACHE_OK;
+    return 0;
+}
+
+/* The first live line with this id, or MSG_NONE. */
+static uint16_t first_line(const csip_msg *m, csip_hdr_id id)
+{
+    uint16_t i = m->first[id];
+    while (i != MSG_NONE && (m->hdrs[i].h.flags & CSIP_HDRF_DELETED))
+        i = m->hdrs[i].next;
+    return i;
+}
+
+static uint16_t next_line(const csip_msg *m, uint16_t i)
+{
+    i = m->hdrs[i].next;
+    while (i != MSG_NONE && (m->hdrs[i].h.flags & CSIP_HDRF_DELETED))
+        i = m->hdrs[i].next;
+    return i;
+}
+
+/* Typed value of the first line of a single-valued header. */
+static int single(const csip_msg *m, csip_hdr_id id, const msg_hdr **out)
+{
+    uint16_t i = first_line(m, id);
+    if (i == MSG_NONE)
+        return CSIP_ERR_NOT_FOUND;
+    int rc = csip__hdr_typed(m, i);
+    if (rc < 0)
+        return rc;
+    *out = &m->hdrs[i];
+    return 0;
+}
+
+int csip_msg_via(const csip_msg *m, size_t idx, const csip_via **out)
+{
+    size_t total = 0;
+    for (uint16_t i = first_line(m, CSIP_HDR_VIA); i != MSG_NONE; i = next_line(m, i)) {
+        int rc = csip__hdr_typed(m, i);
+        if (rc < 0)
+            return rc;
+        const msg_hdr *h = &m->hdrs[i];
+        if (idx < h->cn) {
+            *out = (const csip_via *)h->c.ptr + idx;
+            return 0;
+        }
+        idx -= h->cn;
+        total += h->cn;
+        if (total > m->lim.max_via)
+            return CSIP_ERR_LIMIT_VIA;
+    }
+    return CSIP_ERR_NOT_FOUND;
+}
+
+int csip_msg_via_count(const csip_msg *m, size_t *n)
+{
+    size_t total = 0;
+    for (uint16_t i = first_line(m, CSIP_HDR_VIA); i != MSG_NONE; i = next_line(m, i)) {
+        int rc = csip__hdr_typed(m, i);
+        if (rc < 0)
+            return rc;
+        total += m->hdrs[i].cn;
+        if (total > m->lim.max_via)
+            return CSIP_ERR_LIMIT_VIA;
+    }
+    *n = total;
+    return 0;
+}
+
+#define SINGLE_PTR(fn, id, type)                                                                 \
+    int fn(const csip_msg *m, const type **out)                                                  \
+    {                                                                                            \
+        const msg_hdr *h;                                                                        \
+        int rc = single(m, id, &h);                                                              \
+        if (rc == 0)                                                                             \
+            *out = h->c.ptr;                                                                     \
+        return rc;                                                                               \
+    }
+#define SINGLE_U32(fn, id)                                                                       \
+    int fn(const csip_msg *m, uint32_t *out)                                                     \
+    {                                                                                            \
+        const msg_hdr *h;                                                                        \
+        int rc = single(m, id, &h);                                                              \
+        if (rc == 0)                                                                             \
+            *out = h->c.u32;                                                                     \
+        return rc;                                                                               \
+    }
+
+SINGLE_PTR(csip_msg_from, CSIP_HDR_FROM, csip_nameaddr)
+SINGLE_PTR(csip_msg_to, CSIP_HDR_TO, csip_nameaddr)
+SINGLE_PTR(csip_msg_refer_to, CSIP_HDR_REFER_TO, csip_nameaddr)
+SINGLE_PTR(csip_msg_cseq, CSIP_HDR_CSEQ, csip_cseq)
+SINGLE_PTR(csip_msg_content_type, CSIP_HDR_CONTENT_TYPE, csip_media_type)
+SINGLE_PTR(csip_msg_rack, CSIP_HDR_RACK, csip_rack)
+SINGLE_PTR(csip_msg_event, CSIP_HDR_EVENT, csip_event)
+SINGLE_PTR(csip_msg_subscription_state, CSIP_HDR_SUBSCRIPTION_STATE, csip_substate)
+SINGLE_PTR(csip_msg_retry_after, CSIP_HDR_RETRY_AFTER, csip_retry_after)
+SINGLE_PTR(csip_msg_date, CSIP_HDR_DATE, csip_date)
+SINGLE_PTR(csip_msg_timestamp, CSIP_HDR_TIMESTAMP, csip_timestamp)
+SINGLE_U32(csip_msg_max_forwards, CSIP_HDR_MAX_FORWARDS)
+SINGLE_U32(csip_msg_content_length, CSIP_HDR_CONTENT_LENGTH)
+SINGLE_U32(csip_msg_expires, CSIP_HDR_EXPIRES)
+SINGLE_U32(csip_msg_min_expires, CSIP_HDR_MIN_EXPIRES)
+SINGLE_U32(csip_msg_rseq, CSIP_HDR_RSEQ)
+
+int csip_msg_call_id(const csip_msg *m, csip_str *out)
+{
+    const msg_hdr *h;
+    int rc = single(m, CSIP_HDR_CALL_ID, &h);
+    if (rc == 0)
+        *out = h->c.str;
+    return rc;
+}
+
+/* Concatenates the cached arrays of every line of a list header. */
+static int aggregate(const csip_msg *cm, csip_hdr_id id, size_t size, const void **out, size_t *n)
+{
+    csip_msg *m = (csip_msg *)cm;
+    *n = 0;
+    *out = NULL;
+    uint16_t i0 = first_line(m, id);
+    if (i0 == MSG_NONE)
+        return 0;
+    size_t total = 0, lines = 0;
+    for (uint16_t i = i0; i != MSG_NONE; i = next_line(m, i)) {
+        int rc = csip__hdr_typed(m, i);
+        if (rc < 0)
+            return rc;
+        total += m->hdrs[i].cn;
+        lines++;
+    }
+    if (total > m->lim.max_values)
+        return CSIP_ERR_LIMIT_VALUES;
+    if (lines == 1) {
+        *out = m->hdrs[i0].c.ptr;
+        *n = total;
+        return 0;
+    }
+    for (msg_agg *a = m->aggs; a; a = a->next)
+        if (a->id == id) {
+            *out = a->arr;
+            *n = a->n;
+            return 0;
+        }
+    msg_agg *a = csip__arena_alloc(&m->arena, sizeof *a);
+    char *arr = csip__arena_alloc(&m->arena, total * size);
+    if (!a || !arr)
+        return CSIP_ERR_NOMEM;
+    size_t k = 0;
+    for (uint16_t i = i0; i != MSG_NONE; i = next_line(m, i)) {
+        memcpy(arr + k * size, m->hdrs[i].c.ptr, m->hdrs[i].cn * size);
+        k += m->hdrs[i].cn;
+    }
+    a->id = (uint16_t)id;
+    a->err = 0;
+    a->n = total;
+    a->arr = arr;
+    a->next = m->aggs;
+    m->aggs = a;
+    *out = arr;
+    *n = total;
+    return 0;
+}
+
+int csip_msg_nameaddrs(const csip_msg *m, csip_hdr_id id, const csip_nameaddr **out, size_t *n)
+{
+    vkind k = (unsigned)id < CSIP_HDR__COUNT ? kind_of(id) : VK_NONE;
+    if (k != VK_NAMEADDR && k != VK_NAMEADDR_LIST && k != VK_ROUTE_LIST && k != VK_CONTACT)
+        return CSIP_ERR_INVALID_ARG;
+    return aggregate(m, id, sizeof(csip_nameaddr), (const void **)out, n);
+}
+
+int csip_msg_tokens(const csip_msg *m, csip_hdr_id id, const csip_str **out, size_t *n)
+{
+    if ((unsigned)id >= CSIP_HDR__COUNT || kind_of(id) != VK_TOKENS)
+        return CSIP_ERR_INVALID_ARG;
+    return aggregate(m, id, sizeof(csip_str), (const void **)out, n);
+}
+
+int csip_msg_auth(const csip_msg *m, csip_hdr_id id, size_t idx, const csip_auth **out)
+{
+    vkind k = (unsigned)id < CSIP_HDR__COUNT ? kind_of(id) : VK_NONE;
+    if (k != VK_AUTH && k != VK_AUTH_INFO)
+        return CSIP_ERR_INVALID_ARG;
+    for (uint16_t i = first_line(m, id); i != MSG_NONE; i = next_line(m, i)) {
+        if (idx--)
+            continue;
+        int rc = csip__hdr_typed(m, i);
+        if (rc < 0)
+            return rc;
+        *out = m->hdrs[i].c.ptr;
+        return 0;
+    }
+    return CSIP_ERR_NOT_FOUND;
+}

@@ -1,0 +1,106 @@
+/*
+ * Internal representation of a parsed message (see docs/internals/msg.md).
+ *
+ * One allocation holds the csip_msg, a copy of the received bytes and the
+ * first arena block; header entries and typed values come from the arena.
+ * Views everywhere point into `buf`, or into the arena for edited values.
+ */
+#ifndef CSIP_MSG_INT_H
+#define CSIP_MSG_INT_H
+
+#include "base/base_int.h"
+#include "csip/msg.h"
+
+#define MSG_NONE 0xFFFFu
+
+/* csip_hdr.flags */
+#define CSIP_HDRF_DELETED 1u /* removed by an edit: not printed, not found */
+#define CSIP_HDRF_EDITED 2u  /* value replaced or line added: regenerated on print */
+
+/* Cache state of a typed value. */
+enum { CACHE_NONE = 0, CACHE_OK, CACHE_ERR };
+
+typedef struct msg_hdr {
+    csip_hdr h;        /* public part: must stay first */
+    uint16_t next;     /* index of the next line with the same id, MSG_NONE at the end */
+    uint8_t cstate;    /* CACHE_* */
+    int16_t cerr;      /* cached error when cstate == CACHE_ERR */
+    uint32_t cn;       /* number of cached values */
+    union {
+        void *ptr;     /* array of cn typed values */
+        uint32_t u32;
+        csip_str str;
+    } c;
+} msg_hdr;
+
+/* Aggregate of a list header over all its lines (csip_msg_nameaddrs, csip_msg_tokens). */
+typedef struct msg_agg {
+    struct msg_agg *next;
+    uint16_t id;
+    int err;
+    size_t n;
+    const void *arr;
+} msg_agg;
+
+struct csip_msg {
+    csip__arena arena;
+    const csip_mem *mem;
+    void *owned;         /* caller buffer taken over by csip_msg_parse_take, or NULL */
+    const char *buf;     /* message bytes (start line to end of body) */
+    size_t len;
+    csip_limits lim;
+
+    bool is_request;
+    bool stream;         /* parsed as a stream message (Content-Length mandatory) */
+    bool ruri_edited;
+    bool body_edited;
+    csip_method method;  /* requests: method; responses: CSIP_METHOD_OTHER until CSeq is read */
+    csip_str method_name;
+    csip_str ruri_raw;
+    csip_str version;
+    int status;
+    csip_str reason;
+    csip_str start_line; /* without its line break */
+    size_t start_len;    /* start line including its line break */
+
+    msg_hdr *hdrs;
+    uint32_t nhdrs, cap;
+    uint16_t first[CSIP_HDR__COUNT];
+
+    csip_str body;
+    bool has_cl;
+    uint32_t cl;
+
+    /* First error found while splitting (0 if none) and its details. */
+    int perr;
+    csip_parse_error perr_info;
+
+    /* Caches */
+    uint8_t ruri_state;
+    int ruri_err;
+    csip_uri ruri;
+    msg_agg *aggs;
+};
+
+/* Fills a parse error. `at` points into the message (or NULL). */
+void csip__msg_error(const csip_msg *m, csip_parse_error *err, int code, const char *at,
+                     csip_str header, int status, const char *reason);
+
+/* Rebuilds first[]/next links after an edit. */
+void csip__msg_relink(csip_msg *m);
+/* Drops cached aggregates (after an edit). */
+void csip__msg_drop_aggs(csip_msg *m);
+
+/* Parses the line at index i into its typed cache (by its id). */
+int csip__hdr_typed(const csip_msg *m, uint32_t i);
+
+/* The limit value with defaults applied. */
+uint32_t csip__limit(uint32_t v, uint32_t dflt);
+
+/* Lexing helpers shared by the value parsers (hdr.c, check.c). */
+const char *csip__skip_lws(const char *p, const char *end);
+/* Scans a quoted-string starting at the opening quote; returns a pointer past
+ * the closing quote, or NULL when unterminated or holding a bare CR/LF. */
+const char *csip__scan_quoted(const char *p, const char *end);
+
+#endif
