@@ -550,6 +550,8 @@ int csip_stream_frame(csip_stream *st, const void *data, size_t len, const csip_
                 return CSIP_ERR_INCOMPLETE;
             }
             size_t nlo = (size_t)(nl - buf);
+            if (nlo >= max_msg)
+                goto too_long; /* the header section alone exceeds the message limit */
             const char *ls = buf + st->line_start;
             bool empty = (nl == ls) || (nl == ls + 1 && *ls == '\r');
             if (!empty && st->line_start != 0) {
