@@ -30,8 +30,8 @@ check: check-dev check-asan
 bench:
 	@tools/deps.sh build bench
 	$(CMAKE) --preset bench >/dev/null
-	$(CMAKE) --build --preset bench
-	build/bench/bench/parse bench/corpus
+	$(CMAKE) --build --preset bench --target parse
+	build/bench/bench/parse $(BENCH_ARGS) bench/corpus
 
 fuzz:
 	@tools/deps.sh build fuzz
