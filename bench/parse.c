@@ -20,8 +20,10 @@
  * passes take about --instr-ms milliseconds natively (2 to 100 passes).
  *
  * Options: --runs N (7), --ms MS (100), --instr-ms MS (10), --no-instr
- * (skip callgrind), --only NAME,... (a subset of the libraries).
- * Usage: parse [--runs N] [--ms MS] [--instr-ms MS] [--no-instr] [--only NAME,...] CORPUS_DIR
+ * (skip callgrind), --only NAME,... (a subset of the libraries), --message FILE
+ * (one message of the corpus).
+ *
+ * Usage: parse [options] CORPUS_DIR
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -73,6 +75,8 @@ typedef struct message {
 
 static message msgs[MAX_MSGS];
 static size_t n_msgs;
+static char listed[MAX_MSGS][MAX_FIELD]; /* every file named in expected.tsv */
+static size_t n_listed;
 static size_t corpus_bytes;
 
 static char *read_file(const char *path, size_t *len)
@@ -135,7 +139,8 @@ static int ends_with(const char *s, const char *suffix)
     return a >= b && memcmp(s + a - b, suffix, b) == 0;
 }
 
-static int load_corpus(const char *dir)
+/* Loads the messages listed in DIR/expected.tsv (only `only_file` when not NULL). */
+static int load_corpus(const char *dir, const char *only_file)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/expected.tsv", dir);
@@ -155,7 +160,7 @@ static int load_corpus(const char *dir)
         if (line[0] == '#' || line[0] == '\0')
             continue;
         char *f[9];
-        if (split_tabs(line, f, 9) != 8 || n_msgs == MAX_MSGS) {
+        if (split_tabs(line, f, 9) != 8 || n_listed == MAX_MSGS) {
             fprintf(stderr, "parse: %s: bad line (8 tab-separated fields expected)\n", path);
             free(text);
             return -1;
@@ -172,6 +177,9 @@ static int load_corpus(const char *dir)
             free(text);
             return -1;
         }
+        memcpy(listed[n_listed++], e->file, sizeof e->file);
+        if (only_file != NULL && strcmp(only_file, e->file) != 0)
+            continue;
         snprintf(path, sizeof path, "%s/%s", dir, e->file);
         m->data = read_file(path, &m->len);
         if (m->data == NULL) {
@@ -196,16 +204,17 @@ static int load_corpus(const char *dir)
         if (!ends_with(de->d_name, ".sip"))
             continue;
         size_t i = 0;
-        while (i < n_msgs && strcmp(msgs[i].exp.file, de->d_name) != 0)
+        while (i < n_listed && strcmp(listed[i], de->d_name) != 0)
             i++;
-        if (i == n_msgs) {
+        if (i == n_listed) {
             fprintf(stderr, "parse: %s/%s has no line in expected.tsv\n", dir, de->d_name);
             rc = -1;
         }
     }
     closedir(d);
     if (rc == 0 && n_msgs == 0) {
-        fprintf(stderr, "parse: empty corpus in %s\n", dir);
+        fprintf(stderr, "parse: no message to parse in %s%s%s\n", dir,
+                only_file ? " named " : "", only_file ? only_file : "");
         rc = -1;
     }
     return rc;
@@ -549,7 +558,8 @@ static int read_dumps(const char *dir)
  * natively (between 2 and 100 passes), which keeps the slowest stacks from
  * taking minutes under callgrind.
  */
-static int measure_instructions(const char *corpus, const char *only, double budget_ms)
+static int measure_instructions(const char *corpus, const char *only, const char *only_file,
+                                double budget_ms)
 {
     char plan[64 * (2 * N_ALL + 1)];
     size_t used = 0;
@@ -585,6 +595,10 @@ static int measure_instructions(const char *corpus, const char *only, double bud
     if (only) {
         argv[a++] = "--only";
         argv[a++] = (char *)only;
+    }
+    if (only_file) {
+        argv[a++] = "--message";
+        argv[a++] = (char *)only_file;
     }
     argv[a++] = (char *)corpus;
     argv[a] = NULL;
@@ -635,8 +649,11 @@ static void print_table(int runs, double target_ms, int have_instr)
 #ifndef BENCH_WITH_CSIP
     printf("built without csip (CSIP_BENCH_CSIP=OFF): no ratios\n");
 #endif
-    printf("corpus: %zu messages, %zu bytes (%.0f bytes/message)\n", n_msgs, corpus_bytes,
-           (double)corpus_bytes / (double)n_msgs);
+    if (n_msgs == 1)
+        printf("corpus: %s alone, %zu bytes\n", msgs[0].exp.file, corpus_bytes);
+    else
+        printf("corpus: %zu messages, %zu bytes (%.0f bytes/message)\n", n_msgs, corpus_bytes,
+               (double)corpus_bytes / (double)n_msgs);
     printf("ns/msg: median of %d runs of ~%.0f ms", runs, target_ms);
     if (have_instr)
         printf("; instr: callgrind, 1 + d passes minus 1 pass");
@@ -699,7 +716,7 @@ static int selected(const char *only, const char *name)
 static int usage(void)
 {
     fprintf(stderr, "usage: parse [--runs N] [--ms MS] [--instr-ms MS] [--no-instr] "
-                    "[--only NAME,...] CORPUS_DIR\n");
+                    "[--only NAME,...] [--message FILE] CORPUS_DIR\n");
     return 2;
 }
 
@@ -707,7 +724,7 @@ int main(int argc, char **argv)
 {
     int runs = 7, no_instr = 0;
     double target_ms = 100, instr_ms = 10;
-    const char *only = NULL, *corpus = NULL, *child = NULL;
+    const char *only = NULL, *corpus = NULL, *child = NULL, *only_file = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--runs") == 0 && i + 1 < argc) {
@@ -722,6 +739,8 @@ int main(int argc, char **argv)
             no_instr = 1;
         } else if (strcmp(a, "--only") == 0 && i + 1 < argc) {
             only = argv[++i];
+        } else if (strcmp(a, "--message") == 0 && i + 1 < argc) {
+            only_file = argv[++i];
         } else if (a[0] == '-' || corpus != NULL) {
             return usage();
         } else {
@@ -730,7 +749,7 @@ int main(int argc, char **argv)
     }
     if (corpus == NULL || runs < 1 || target_ms <= 0 || instr_ms <= 0)
         return usage();
-    if (load_corpus(corpus) != 0)
+    if (load_corpus(corpus, only_file) != 0)
         return 1;
 
     int failed = 0;
@@ -772,7 +791,7 @@ int main(int argc, char **argv)
         if (!find_in_path("valgrind"))
             fprintf(stderr, "parse: valgrind not found: no instruction counts\n");
         else
-            have_instr = measure_instructions(corpus, only, instr_ms) == 0;
+            have_instr = measure_instructions(corpus, only, only_file, instr_ms) == 0;
     }
 #else
     (void)no_instr;
