@@ -7,10 +7,14 @@
  *   with belle_sip_message_set_body(), as belle-sip's own channels do.
  *   parse+read:     that parse, then the typed header objects.
  *   parse+validate: the same parse, then belle_sip_message_check_headers()
- *                   (mandatory headers, CSeq method) and, for requests,
- *                   belle_sip_request_check_uris_components().
+ *                   (the mandatory headers are present) and, for requests,
+ *                   belle_sip_request_check_uris_components() and the check
+ *                   belle-sip leaves to its user: the CSeq method equals the
+ *                   request method.
  */
 #include "peer.h"
+
+#include <string.h>
 
 #include <belle-sip/belle-sip.h>
 
@@ -75,9 +79,17 @@ static void *belle_parse_validate(const char *data, size_t len)
     belle_sip_message_t *msg = belle_parse(data, len);
     if (msg == NULL)
         return NULL;
-    if (!belle_sip_message_check_headers(msg) ||
-        (belle_sip_message_is_request(msg) &&
-         !belle_sip_request_check_uris_components(BELLE_SIP_REQUEST(msg)))) {
+    int ok = belle_sip_message_check_headers(msg);
+    if (ok && belle_sip_message_is_request(msg)) {
+        belle_sip_request_t *req = BELLE_SIP_REQUEST(msg);
+        belle_sip_header_cseq_t *cseq =
+            belle_sip_message_get_header_by_type(msg, belle_sip_header_cseq_t);
+        const char *method = belle_sip_request_get_method(req);
+        const char *cseq_method = cseq ? belle_sip_header_cseq_get_method(cseq) : NULL;
+        ok = belle_sip_request_check_uris_components(req) && method && cseq_method &&
+             strcmp(method, cseq_method) == 0;
+    }
+    if (!ok) {
         belle_sip_object_unref(msg);
         return NULL;
     }
@@ -92,7 +104,7 @@ static void belle_release(void *h)
 const bench_peer bench_peer_belle = {
     "belle-sip",
     "belle_sip_message_parse_raw (every known header parsed to an object) + "
-    "belle_sip_message_check_headers + belle_sip_request_check_uris_components",
+    "belle_sip_message_check_headers + belle_sip_request_check_uris_components + CSeq check",
     belle_init,
     belle_parse_read,
     belle_parse_validate,
