@@ -1120,12 +1120,13 @@ static int aggregate(const csip_msg *cm, csip_hdr_id id, size_t size, const void
             return 0;
         }
     msg_agg *a = csip__arena_alloc(&m->arena, sizeof *a);
-    char *arr = csip__arena_alloc(&m->arena, total * size);
+    char *arr = csip__arena_alloc(&m->arena, total ? total * size : 1);
     if (!a || !arr)
         return CSIP_ERR_NOMEM;
     size_t k = 0;
     for (uint16_t i = i0; i != MSG_NONE; i = next_line(m, i)) {
-        memcpy(arr + k * size, m->hdrs[i].c.ptr, m->hdrs[i].cn * size);
+        if (m->hdrs[i].cn) /* an empty token list (e.g. "Supported:") has no array */
+            memcpy(arr + k * size, m->hdrs[i].c.ptr, m->hdrs[i].cn * size);
         k += m->hdrs[i].cn;
     }
     a->id = (uint16_t)id;

@@ -552,6 +552,8 @@ int csip_stream_frame(csip_stream *st, const void *data, size_t len, const csip_
             size_t nlo = (size_t)(nl - buf);
             if (nlo >= max_msg)
                 goto too_long; /* the header section alone exceeds the message limit */
+            if (nlo - st->line_start > max_line)
+                goto too_long; /* whether or not the line goes on (folding) */
             const char *ls = buf + st->line_start;
             bool empty = (nl == ls) || (nl == ls + 1 && *ls == '\r');
             if (!empty && st->line_start != 0) {
@@ -565,8 +567,6 @@ int csip_stream_frame(csip_stream *st, const void *data, size_t len, const csip_
                     continue;
                 }
             }
-            if (nlo - st->line_start > max_line)
-                goto too_long;
             if (empty && st->line_start != 0) {
                 st->hdr_end = nlo + 1;
                 st->state = ST_BODY;

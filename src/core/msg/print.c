@@ -302,29 +302,22 @@ int csip_response_for(const csip_msg *req, int code, const char *reason, csip_st
             const msg_hdr *h = &req->hdrs[i];
             if (h->h.flags & CSIP_HDRF_DELETED)
                 continue;
-            switch (h->h.id) {
-            case CSIP_HDR_TIMESTAMP:
-                /* RFC 3261 §8.2.6.1 copies Timestamp into 100 Trying */
-                if (code != 100)
-                    continue;
-                /* fall through */
-            case CSIP_HDR_VIA:
-            case CSIP_HDR_FROM:
-            case CSIP_HDR_CALL_ID:
-            case CSIP_HDR_CSEQ:
-            case CSIP_HDR_TO:
-                put_s(&o, h->h.name);
-                put(&o, ": ", 2);
-                put_s(&o, h->h.value);
-                if (h->h.id == CSIP_HDR_TO && add_tag) {
-                    put(&o, ";tag=", 5);
-                    put_s(&o, to_tag);
-                }
-                put(&o, "\r\n", 2);
-                break;
-            default:
-                break;
+            /* RFC 3261 §8.2.6: Via, From, To, Call-ID, CSeq copied; Timestamp
+             * copied into 100 Trying (§8.2.6.1). */
+            bool copy = h->h.id == CSIP_HDR_VIA || h->h.id == CSIP_HDR_FROM ||
+                        h->h.id == CSIP_HDR_TO || h->h.id == CSIP_HDR_CALL_ID ||
+                        h->h.id == CSIP_HDR_CSEQ ||
+                        (h->h.id == CSIP_HDR_TIMESTAMP && code == 100);
+            if (!copy)
+                continue;
+            put_s(&o, h->h.name);
+            put(&o, ": ", 2);
+            put_s(&o, h->h.value);
+            if (h->h.id == CSIP_HDR_TO && add_tag) {
+                put(&o, ";tag=", 5);
+                put_s(&o, to_tag);
             }
+            put(&o, "\r\n", 2);
         }
         put(&o, "Content-Length: 0\r\n\r\n", 21);
         if (pass == 0) {
