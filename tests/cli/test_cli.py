@@ -157,6 +157,28 @@ def case_parse_bext01_uas():
           "Require tokens")
 
 
+def case_parse_role_precedence():
+    """A 400 from validation keeps its details; other role answers win over it."""
+    msg = (b"FOO sip:a@example.com SIP/2.0\r\n"
+           b"Via: SIP/2.0/UDP h.example.com;branch=z9hG4bK1\r\n"
+           b"From: <sip:b@example.com>;tag=1\r\nTo: <sip:a@example.com>\r\n"
+           b"Call-ID: x1\r\nCSeq: 1 BAR\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+    rc, out, _ = run(["parse"], stdin=msg)
+    e = load_json(out)
+    check(rc == 1 and e["error"] == "PARSE_CSEQ_MISMATCH" and e["status"] == 400, "%r" % e)
+    check(e["header"] == "CSeq" and e["line"] == 6, "position of the fault")
+    rc, out, _ = run(["parse", "--role", "uas"], stdin=msg)
+    e = load_json(out)
+    check(rc == 1 and e["error"] == "ROLE_CHECK" and e["status"] == 501, "unknown method: %r" % e)
+    # A known method with a CSeq mismatch: the validation error, with its position.
+    _, e = parse("mismatch01", "--role", "uas", expect_rc=1)
+    check(e["error"] == "PARSE_CSEQ_MISMATCH" and e["status"] == 400, "%r" % e)
+    check(e["line"] >= 1 and e["header"] == "CSeq", "details kept")
+    # Responses are only validated.
+    _, m = parse("noreason", "--role", "proxy", expect_rc=0)
+    check(m["type"] == "response" and m["reason"] == "", "response with --role")
+
+
 def case_parse_zeromf_proxy():
     _, e = parse("zeromf", "--role", "proxy", expect_rc=1)
     check(e["error"] == "ROLE_CHECK" and e["status"] == 483, "proxy: %r" % e)
@@ -243,6 +265,87 @@ def case_parse_valid_accepted():
         if rc != 0:
             bad.append("%s: %s" % (name, out.decode("utf-8", "replace").strip()))
     check(not bad, "valid messages refused:\n  " + "\n  ".join(bad))
+
+
+TYPED = (
+    b"NOTIFY sip:a@192.0.2.1:5070;transport=tcp SIP/2.0\r\n"
+    b"Via: SIP/2.0/TLS [2001:db8::1]:5061;branch=z9hG4bKx;rport;maddr=224.2.0.1;ttl=16"
+    b";received=192.0.2.9\r\n"
+    b"Via: SIP/2.0/UDP 192.0.2.4;branch=z9hG4bKy;rport=5066, SIP/2.0/SCTP h.example.com\r\n"
+    b"Max-Forwards: 70\r\n"
+    b"From: <sip:b@example.com>;tag=1\r\n"
+    b"To: <sip:a@example.com>;tag=2\r\n"
+    b"Call-ID: c1\r\n"
+    b"CSeq: 5 NOTIFY\r\n"
+    b"Event: dialog;id=abc;foo=bar\r\n"
+    b"Subscription-State: terminated;reason=timeout;retry-after=30\r\n"
+    b"RAck: 776656 1 INVITE\r\n"
+    b"RSeq: 988789\r\n"
+    b"Retry-After: 18000 (in a meeting);duration=3600\r\n"
+    b"Date: Sat, 13 Nov 2010 23:29:00 GMT\r\n"
+    b"Timestamp: 54.2 0.5\r\n"
+    b"Allow: INVITE, ACK,BYE\r\n"
+    b"Allow: OPTIONS\r\n"
+    b"Allow-Events: presence, dialog.winfo\r\n"
+    b"Record-Route: <sip:p1.example.com;lr>, <sip:p2.example.com;lr>\r\n"
+    b"Record-Route: <sip:p3.example.com;lr>\r\n"
+    b"P-Asserted-Identity: \"Bob\" <sip:bob@example.com>, <tel:+15551234567;ext=12>\r\n"
+    b"WWW-Authenticate: Digest realm=\"atlanta.com\", qop=\"auth,auth-int\", nonce=\"84a4\"\r\n"
+    b"Expires: 60\r\n"
+    b"Refer-To: <sip:c@example.com?Replaces=x%3By>\r\n"
+    b"Reply-To: Bob <sip:bob@example.com>\r\n"
+    b"Contact: *\r\n"
+    b"Content-Type: text/plain;charset=UTF-8\r\n"
+    b"Content-Length: 5\r\n"
+    b"\r\n"
+    b"hello")
+
+
+def case_parse_typed_headers():
+    rc, out, err = run(["parse", "-"], stdin=TYPED)
+    check(rc == 0, "exit %d: %s %s" % (rc, out[:300], err))
+    m = load_json(out)
+    p = {}
+    for h in m["headers"]:
+        check("parse_error" not in h, "%s: %r" % (h["name"], h.get("parse_error")))
+        p.setdefault(h["id"], []).append(h.get("parsed"))
+    via = p["Via"]
+    check(len(via) == 2 and len(via[0]) == 1 and len(via[1]) == 2, "Via values per line")
+    v = via[0][0]
+    check(v["host"] == "[2001:db8::1]" and v["port"] == 5061 and v["transport"] == "TLS", "Via")
+    check(v["rport"] is True and v["maddr"] == "224.2.0.1" and v["ttl"] == "16", "Via params")
+    check(v["received"] == "192.0.2.9", "received")
+    check(via[1][0]["rport"] == 5066 and via[1][1]["transport"] == "SCTP", "second Via line")
+    check(p["Event"][0]["package"] == "dialog" and p["Event"][0]["id"] == "abc", "Event")
+    ss = p["Subscription-State"][0]
+    check(ss["state"] == "terminated" and ss["reason"] == "timeout" and ss["retry_after"] == 30,
+          "Subscription-State %r" % ss)
+    check(p["RAck"][0] == {"rseq": 776656, "cseq": 1, "method": "INVITE"}, "RAck")
+    check(p["RSeq"][0] == 988789, "RSeq")
+    ra = p["Retry-After"][0]
+    check(ra["seconds"] == 18000 and ra["comment"] == "in a meeting" and ra["duration"] == 3600,
+          "Retry-After %r" % ra)
+    check(p["Date"][0]["epoch"] == 1289690940 and p["Date"][0]["weekday"] == "Sat", "Date")
+    check(p["Timestamp"][0] == {"value": "54.2", "delay": "0.5"}, "Timestamp")
+    check(p["Allow"] == [["INVITE", "ACK", "BYE"], ["OPTIONS"]], "Allow per line")
+    check(p["Allow-Events"] == [["presence", "dialog.winfo"]], "Allow-Events")
+    rr = p["Record-Route"]
+    check([[a["uri"]["host"] for a in line] for line in rr]
+          == [["p1.example.com", "p2.example.com"], ["p3.example.com"]], "Record-Route")
+    pai = p["P-Asserted-Identity"][0]
+    check(pai[0]["display"] == "\"Bob\"" and pai[1]["uri"]["scheme"] == "tel", "PAI")
+    check(pai[1]["uri"]["number"] == "+15551234567", "tel number")
+    auth = p["WWW-Authenticate"][0]
+    check(auth["scheme"] == "Digest", "auth scheme")
+    check({"name": "qop", "value": "auth,auth-int"} in auth["params"], "auth params unquoted")
+    check(p["Expires"][0] == 60, "Expires")
+    rt = p["Refer-To"][0]["uri"]
+    check(rt["headers"] == [{"name": "Replaces", "value": "x%3By"}], "URI headers %r" % rt)
+    check(p["Reply-To"][0]["display"] == "Bob", "Reply-To")
+    check(p["Contact"][0] == [{"star": True}], "Contact *")
+    ct = p["Content-Type"][0]
+    check(ct["params"] == [{"name": "charset", "value": "UTF-8"}], "Content-Type params")
+    check(m["body_length"] == 5, "body_length")
 
 
 def case_parse_json_escaping():
