@@ -20,6 +20,7 @@ classes = {
     "CSIP_C_WORD": alnum + "-.!%*_+`'~()<>:\\\"/[]?{}",
     "CSIP_C_HOST": alnum + "-.",
     "CSIP_C_URIC": unreserved + ";/?:@&=+$,",
+    "CSIP_C_GENVAL": alnum + "-.!%*_+`'~" + ":[]",
 }
 rows = []
 for c in range(256):

@@ -488,9 +488,10 @@ CSIP_EXTERN int csip_msg_nameaddrs(const csip_msg *msg, csip_hdr_id id,
                                    const csip_nameaddr **out, size_t *n);
 /**
  * Every token of a comma-separated token-list header (Require, Supported,
- * Proxy-Require, Unsupported, Allow, Allow-Events, Accept-Encoding, …) over
+ * Proxy-Require, Unsupported, Allow, Allow-Events, Content-Encoding) over
  * all its lines, in order. *out is an array of *n views (borrowed).
- * @return 0 (with *n = 0 when absent); CSIP_ERR_PARSE_HEADER_VALUE.
+ * @return 0 (with *n = 0 when absent); CSIP_ERR_PARSE_HEADER_VALUE;
+ *         CSIP_ERR_INVALID_ARG for a header that is not a token list.
  */
 CSIP_EXTERN int csip_msg_tokens(const csip_msg *msg, csip_hdr_id id, const csip_str **out,
                                 size_t *n);
@@ -573,6 +574,9 @@ typedef struct csip_check_result {
  */
 CSIP_EXTERN int csip_check_request(const csip_msg *msg, csip_role role,
                                    const csip_check_opts *opts, csip_check_result *res);
+/* opts may be NULL (all defaults). A response is not checked (status 0). A CSeq
+ * mismatch on an unknown method gets 501 in every role, proxies included, as
+ * RFC 4475 §3.1.2.18 recommends. */
 
 /* ------------------------------------------------------------------------- */
 /* Editing (for proxies). Edits are recorded beside the original bytes; the

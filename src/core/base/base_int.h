@@ -74,6 +74,7 @@ enum {
     CSIP_C_WORD = 1u << 11,   /* RFC 3261 word (Call-ID) */
     CSIP_C_HOST = 1u << 12,   /* alphanum - . */
     CSIP_C_URIC = 1u << 13,   /* RFC 2396 uric: reserved / unreserved (escapes apart) */
+    CSIP_C_GENVAL = 1u << 14, /* gen-value without quotes: token / host (incl. IPv6 [:]) */
 };
 extern const uint16_t csip__ctab[256];
 

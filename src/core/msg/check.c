@@ -57,6 +57,8 @@ int csip_msg_validate(const csip_msg *m, csip_parse_error *err)
     if (m->is_request) {
         const csip_uri *u;
         int rc = csip_msg_ruri(m, &u);
+        if (rc == CSIP_ERR_NOMEM)
+            return fail_at(m, err, rc, NULL, 500, "Server Internal Error");
         if (rc < 0) {
             csip__msg_error(m, err, rc == CSIP_ERR_LIMIT_URI ? rc : CSIP_ERR_PARSE_REQUEST_URI,
                             m->ruri_raw.p, (csip_str){NULL, 0}, rc == CSIP_ERR_LIMIT_URI ? 414 : 400,

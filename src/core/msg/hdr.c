@@ -13,13 +13,6 @@
 
 #define IS(c, cls) csip__is((unsigned char)(c), (cls))
 
-const char *csip__skip_lws(const char *p, const char *end)
-{
-    while (p < end && IS(*p, CSIP_C_LWS))
-        p++;
-    return p;
-}
-
 const char *csip__scan_quoted(const char *p, const char *end)
 {
     p++; /* opening quote */
@@ -56,6 +49,16 @@ typedef struct pcap {
 
 #define PCAP(lit, v, pr) {lit, sizeof(lit) - 1, v, pr}
 
+/* A token (known to be one) against a lowercase name of the same length:
+ * OR-ing 0x20 folds letters and leaves '-', digits and other token octets alone. */
+static inline bool name_is(csip_str tok, const char *lower)
+{
+    for (size_t i = 0; i < tok.len; i++)
+        if ((tok.p[i] | 0x20) != lower[i])
+            return false;
+    return true;
+}
+
 /*
  * Scans *( SEMI generic-param ) from *pp. generic-param = token [ EQUAL
  * gen-value ], gen-value = token / host / quoted-string. Stops at the end or,
@@ -90,7 +93,7 @@ static int scan_params(const char **pp, const char *end, bool list, csip_str *ra
                 if (!q)
                     return CSIP_ERR_PARSE_HEADER_VALUE;
             } else {
-                while (q < end && (IS(*q, CSIP_C_TOKEN) || *q == ':' || *q == '[' || *q == ']'))
+                while (q < end && IS(*q, CSIP_C_GENVAL))
                     q++;
             }
             if (q == vs)
@@ -100,7 +103,7 @@ static int scan_params(const char **pp, const char *end, bool list, csip_str *ra
         }
         last = p;
         for (size_t i = 0; i < ncaps; i++) {
-            if (name.len == caps[i].len && csip_str_ieq(name, (csip_str){caps[i].name, caps[i].len})) {
+            if (name.len == caps[i].len && name_is(name, caps[i].name)) {
                 if (caps[i].val)
                     *caps[i].val = val;
                 if (caps[i].present)
@@ -798,8 +801,7 @@ static vkind kind_of(csip_hdr_id id)
     case CSIP_HDR_ALLOW:
     case CSIP_HDR_ALLOW_EVENTS:
     case CSIP_HDR_CONTENT_ENCODING:
-    case CSIP_HDR_PRIVACY:
-        return VK_TOKENS;
+        return VK_TOKENS; /* Privacy (RFC 3323) is ';'-separated: kept raw */
     case CSIP_HDR_CONTENT_TYPE:
         return VK_MEDIA;
     case CSIP_HDR_WWW_AUTHENTICATE:
@@ -859,7 +861,7 @@ static int parse_list(csip_msg *m, csip_str v, one_fn one, unsigned flags, size_
     *n = 0;
     while (v.len) {
         if (*n == cap) {
-            size_t ncap = cap ? cap * 2 : 2;
+            size_t ncap = cap ? cap * 2 : 1; /* most lines hold one value */
             if (ncap > max)
                 ncap = max;
             if (*n >= max)

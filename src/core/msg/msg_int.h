@@ -78,7 +78,7 @@ struct csip_msg {
     /* Caches */
     uint8_t ruri_state;
     int ruri_err;
-    csip_uri ruri;
+    csip_uri *ruri; /* in the arena, parsed on first use */
     msg_agg *aggs;
 };
 
@@ -98,7 +98,12 @@ int csip__hdr_typed(const csip_msg *m, uint32_t i);
 uint32_t csip__limit(uint32_t v, uint32_t dflt);
 
 /* Lexing helpers shared by the value parsers (hdr.c, check.c). */
-const char *csip__skip_lws(const char *p, const char *end);
+static inline const char *csip__skip_lws(const char *p, const char *end)
+{
+    while (p < end && csip__is((unsigned char)*p, CSIP_C_LWS))
+        p++;
+    return p;
+}
 /* Scans a quoted-string starting at the opening quote; returns a pointer past
  * the closing quote, or NULL when unterminated or holding a bare CR/LF. */
 const char *csip__scan_quoted(const char *p, const char *end);

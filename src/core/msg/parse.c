@@ -15,7 +15,7 @@
 
 /* Room for this many header entries in the first arena block; more grow it. */
 #define INITIAL_HDRS 24u
-#define INITIAL_ARENA (INITIAL_HDRS * sizeof(msg_hdr) + 1536u)
+#define INITIAL_ARENA (INITIAL_HDRS * sizeof(msg_hdr) + 2560u)
 
 uint32_t csip__limit(uint32_t v, uint32_t dflt)
 {
@@ -253,9 +253,6 @@ static int msg_split(csip_msg *m, csip_parse_error *err)
             break;
         }
         const char *ns = p;
-        while (p < end && csip__is((unsigned char)*p, CSIP_C_TOKEN))
-            p++;
-        const char *ne = p;
         /* The logical line: continuation lines start with SP or HT (folding). */
         const char *q = p, *lend, *next;
         for (;;) {
@@ -273,19 +270,33 @@ static int msg_split(csip_msg *m, csip_parse_error *err)
             break;
         }
         if ((size_t)(lend - ns) > max_line) {
-            error_fill(m->buf, err, CSIP_ERR_LIMIT_LINE, ns, (csip_str){ns, (size_t)(ne - ns)}, 0,
+            error_fill(m->buf, err, CSIP_ERR_LIMIT_LINE, ns, (csip_str){NULL, 0}, 0,
                        "Header line too long");
             return CSIP_ERR_LIMIT_LINE;
         }
-        while (p < lend && (*p == ' ' || *p == '\t'))
-            p++;
-        if (ns == ne || p >= lend || *p != ':') {
-            soft_error(m, CSIP_ERR_PARSE_HEADER_LINE, ns == ne ? ns : p,
-                       (csip_str){ns, (size_t)(ne - ns)}, 400,
-                       ns == ne ? "Malformed header line" : "Malformed header line: no colon");
+        /* The name ends at the first colon (a name holds none), less SP/HT before it.
+         * A known name is checked octet by octet by the lookup; any other name
+         * must be a token. */
+        const char *colon = memchr(ns, ':', (size_t)(lend - ns));
+        const char *ne = colon ? colon : ns;
+        while (ne > ns && (ne[-1] == ' ' || ne[-1] == '\t'))
+            ne--;
+        csip_hdr_id id = colon && ne > ns ? csip_hdr_lookup(ns, (size_t)(ne - ns)) : CSIP_HDR_OTHER;
+        if (id == CSIP_HDR_OTHER && colon && ne > ns) {
+            const char *t = ns;
+            while (t < ne && csip__is((unsigned char)*t, CSIP_C_TOKEN))
+                t++;
+            if (t != ne)
+                colon = NULL;
+        }
+        if (!colon || ne == ns) {
+            soft_error(m, CSIP_ERR_PARSE_HEADER_LINE, ns, (csip_str){ns, (size_t)(ne - ns)}, 400,
+                       !colon && ne == ns ? "Malformed header line: no colon"
+                                          : "Malformed header name");
             p = next;
             continue;
         }
+        p = colon;
         if (m->nhdrs >= max_headers) {
             error_fill(m->buf, err, CSIP_ERR_LIMIT_HEADERS, ns, none, 0, "Too many header lines");
             return CSIP_ERR_LIMIT_HEADERS;
@@ -305,7 +316,6 @@ static int msg_split(csip_msg *m, csip_parse_error *err)
         h->h.name = (csip_str){ns, (size_t)(ne - ns)};
         h->h.value = (csip_str){vs, (size_t)(ve - vs)};
         h->h.raw = (csip_str){ns, (size_t)(next - ns)};
-        csip_hdr_id id = csip_hdr_lookup(ns, (size_t)(ne - ns));
         h->h.id = (uint16_t)id;
         h->h.flags = 0;
         h->next = MSG_NONE;
@@ -664,12 +674,14 @@ int csip_msg_ruri(const csip_msg *cm, const csip_uri **out)
     if (!m->is_request || !m->ruri_raw.p)
         return CSIP_ERR_NOT_FOUND;
     if (m->ruri_state == CACHE_NONE) {
-        m->ruri_err = csip_uri_parse(m->ruri_raw.p, m->ruri_raw.len, m->lim.max_uri, &m->ruri);
+        if (!m->ruri && !(m->ruri = csip__arena_alloc(&m->arena, sizeof *m->ruri)))
+            return CSIP_ERR_NOMEM;
+        m->ruri_err = csip_uri_parse(m->ruri_raw.p, m->ruri_raw.len, m->lim.max_uri, m->ruri);
         m->ruri_state = m->ruri_err ? CACHE_ERR : CACHE_OK;
     }
     if (m->ruri_err)
         return m->ruri_err;
-    *out = &m->ruri;
+    *out = m->ruri;
     return 0;
 }
 
