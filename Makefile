@@ -1,5 +1,5 @@
 # Thin front end over CMake presets. See README.md.
-.PHONY: all build check check-dev check-asan bench fuzz install clean format
+.PHONY: all build run check check-dev check-asan bench fuzz install clean format
 
 CMAKE ?= cmake
 FUZZ_SECONDS ?= 300
@@ -11,6 +11,10 @@ build:
 	@tools/deps.sh build
 	$(CMAKE) --preset dev >/dev/null
 	$(CMAKE) --build --preset dev
+
+# Until csipd lands, the main program is the csip tool: parse a sample message.
+run: build
+	build/dev/apps/csip/csip parse --pretty tests/data/msg/invite_sdp.sip
 
 check-dev:
 	@tools/deps.sh build check

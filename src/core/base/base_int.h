@@ -96,6 +96,28 @@ static inline int csip__hexval(unsigned char c)
     return -1;
 }
 
+/*
+ * The end of the run of octets of class `cls` starting at p (p itself when
+ * there is none). Unrolled by four: the hot loop of every value scanner.
+ */
+static inline const char *csip__span(const char *p, const char *end, unsigned cls)
+{
+    while (end - p >= 4) {
+        if (!csip__is((unsigned char)p[0], cls))
+            return p;
+        if (!csip__is((unsigned char)p[1], cls))
+            return p + 1;
+        if (!csip__is((unsigned char)p[2], cls))
+            return p + 2;
+        if (!csip__is((unsigned char)p[3], cls))
+            return p + 3;
+        p += 4;
+    }
+    while (p < end && csip__is((unsigned char)*p, cls))
+        p++;
+    return p;
+}
+
 /* Trims SP/HT/CR/LF from both ends of a view. */
 csip_str csip__trim(csip_str s);
 

@@ -32,11 +32,9 @@ const char *csip__scan_quoted(const char *p, const char *end)
     return NULL;
 }
 
-static const char *scan_token(const char *p, const char *end)
+static inline const char *scan_token(const char *p, const char *end)
 {
-    while (p < end && IS(*p, CSIP_C_TOKEN))
-        p++;
-    return p;
+    return csip__span(p, end, CSIP_C_TOKEN);
 }
 
 /* A parameter the caller wants extracted from a generic-param list. */
@@ -93,8 +91,7 @@ static int scan_params(const char **pp, const char *end, bool list, csip_str *ra
                 if (!q)
                     return CSIP_ERR_PARSE_HEADER_VALUE;
             } else {
-                while (q < end && IS(*q, CSIP_C_GENVAL))
-                    q++;
+                q = csip__span(q, end, CSIP_C_GENVAL);
             }
             if (q == vs)
                 return CSIP_ERR_PARSE_HEADER_VALUE;
@@ -103,7 +100,8 @@ static int scan_params(const char **pp, const char *end, bool list, csip_str *ra
         }
         last = p;
         for (size_t i = 0; i < ncaps; i++) {
-            if (name.len == caps[i].len && name_is(name, caps[i].name)) {
+            if (name.len == caps[i].len && (name.p[0] | 0x20) == caps[i].name[0] &&
+                name_is(name, caps[i].name)) {
                 if (caps[i].val)
                     *caps[i].val = val;
                 if (caps[i].present)
@@ -142,7 +140,7 @@ static int u16_value(csip_str v, uint16_t *out, uint32_t max)
     return 0;
 }
 
-/* host [COLON port] for Via sent-by. */
+/* host for Via sent-by: IPv6 reference, IPv4 address or host name. */
 static const char *scan_host(const char *p, const char *end, csip_str *host, csip_host_type *type)
 {
     const char *s = p;
@@ -157,16 +155,16 @@ static const char *scan_host(const char *p, const char *end, csip_str *host, csi
         p++;
         *type = CSIP_HOST_IPV6;
     } else {
-        bool digits_dots = true;
-        while (p < end && IS(*p, CSIP_C_HOST)) {
-            if (!IS(*p, CSIP_C_DIGIT) && *p != '.')
-                digits_dots = false;
-            p++;
-        }
-        if (p == s || *s == '.' || *s == '-')
+        p = csip__span(p, end, CSIP_C_HOST);
+        if (p == s || *s == '.' || *s == '-' || p[-1] == '-')
             return NULL;
-        *type = digits_dots ? CSIP_HOST_IPV4 : CSIP_HOST_NAME;
-        if (digits_dots) {
+        /* A host name's last label starts with a letter; otherwise it is an IPv4 address. */
+        const char *last = p[-1] == '.' ? p - 1 : p, *top = last;
+        while (top > s && top[-1] != '.')
+            top--;
+        if (IS(*top, CSIP_C_ALPHA)) {
+            *type = CSIP_HOST_NAME;
+        } else {
             /* four decimal octets, each 0..255 */
             unsigned parts = 0, val = 0, nd = 0;
             for (const char *q = s; q <= p; q++) {
@@ -175,14 +173,17 @@ static const char *scan_host(const char *p, const char *end, csip_str *host, csi
                         return NULL;
                     parts++;
                     val = nd = 0;
-                } else {
+                } else if (IS(*q, CSIP_C_DIGIT)) {
                     val = val * 10 + (unsigned)(*q - '0');
                     if (++nd > 3)
                         return NULL;
+                } else {
+                    return NULL;
                 }
             }
             if (parts != 4)
                 return NULL;
+            *type = CSIP_HOST_IPV4;
         }
     }
     *host = (csip_str){s, (size_t)(p - s)};
@@ -195,9 +196,26 @@ int csip_via_parse(csip_str *s, csip_via *v)
     memset(v, 0, sizeof *v);
     p = csip__skip_lws(p, end);
     const char *start = p, *q;
-    /* sent-protocol = protocol-name SLASH protocol-version SLASH transport */
+    /* sent-protocol = protocol-name SLASH protocol-version SLASH transport;
+     * the common "SIP/2.0/" (any case of SIP) is taken in one compare. */
     csip_str *parts[3] = {&v->protocol, &v->version, &v->transport};
-    for (int i = 0; i < 3; i++) {
+    int first = 0;
+    if (end - p > 8 && (p[0] | 0x20) == 's' && (p[1] | 0x20) == 'i' && (p[2] | 0x20) == 'p' &&
+        memcmp(p + 3, "/2.0/", 5) == 0) {
+        v->protocol = (csip_str){p, 3};
+        v->version = (csip_str){p + 4, 3};
+        p += 8;
+        first = 2;
+    }
+    for (int i = first; i < 3; i++) {
+        if (i && i == first) {
+            q = scan_token(p, end);
+            if (q == p)
+                return CSIP_ERR_PARSE_HEADER_VALUE;
+            *parts[i] = (csip_str){p, (size_t)(q - p)};
+            p = q;
+            continue;
+        }
         if (i) {
             p = csip__skip_lws(p, end);
             if (p >= end || *p != '/')
@@ -564,18 +582,17 @@ static int parse_cseq(csip_str v, csip_cseq *cs)
 /* callid = word [ "@" word ] */
 static int parse_call_id(csip_str v)
 {
-    size_t at = 0, i;
-    if (!v.len)
+    const char *p = v.p, *end = v.p + v.len;
+    const char *q = csip__span(p, end, CSIP_C_WORD);
+    if (q == p)
         return CSIP_ERR_PARSE_HEADER_VALUE;
-    for (i = 0; i < v.len; i++) {
-        if (v.p[i] == '@') {
-            if (at++ || i == 0 || i + 1 == v.len)
-                return CSIP_ERR_PARSE_HEADER_VALUE;
-        } else if (!IS(v.p[i], CSIP_C_WORD)) {
+    if (q < end && *q == '@') {
+        const char *r = csip__span(q + 1, end, CSIP_C_WORD);
+        if (r == q + 1)
             return CSIP_ERR_PARSE_HEADER_VALUE;
-        }
+        q = r;
     }
-    return 0;
+    return q == end ? 0 : CSIP_ERR_PARSE_HEADER_VALUE;
 }
 
 static int parse_u32(csip_str v, uint32_t *out, bool seconds)
