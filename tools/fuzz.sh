@@ -57,8 +57,10 @@ for bin in $targets; do
     stream) max_len=16384 ;;
     *) max_len=4096 ;;
   esac
-  seeds="$root/fuzz/corpus/$name"
-  [ -d "$root/fuzz/regressions/$name" ] && seeds="$seeds $root/fuzz/regressions/$name"
+  seeds=""
+  for d in "$root/fuzz/corpus/$name" "$root/fuzz/regressions/$name"; do
+    [ -d "$d" ] && seeds="$seeds $d"
+  done
   before=$(count_artifacts "$artifacts/$name")
 
   echo "== $target: ${seconds}s, log $log"
@@ -76,7 +78,7 @@ for bin in $targets; do
   crashes=$((after - before))
   # A crash on an input already in the artifacts directory overwrites its file.
   [ "$rc" -ne 0 ] && [ "$crashes" -eq 0 ] && crashes=1
-  runs=$(sed -n 's/^stat::number_executed_units: *//p' "$log" | tail -n 1)
+  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 | sed 's/cov: //')
   ft=$(grep -o 'ft: [0-9]*' "$log" | tail -n 1 | sed 's/ft: //')
   corp=$(find "$scratch/$name" -type f | wc -l)
