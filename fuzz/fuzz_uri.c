@@ -17,13 +17,13 @@
  * The input is also read as a header parameter list (csip_param_next), which
  * must always advance or stop. Any property that does not hold calls abort().
  */
+#include "csip/limits.h"
+#include "csip/uri.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "csip/limits.h"
-#include "csip/uri.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1007,18 +1007,12 @@ static void test_escape_user_in_uri(void)
 int main(int argc, char **argv)
 {
     static const check_test tests[] = {
-        CHECK_TEST(test_parse_valid),
-        CHECK_TEST(test_parse_invalid),
-        CHECK_TEST(test_parse_limits),
-        CHECK_TEST(test_rfc4475_request_uris),
-        CHECK_TEST(test_equal),
-        CHECK_TEST(test_equal_many),
-        CHECK_TEST(test_ipv6),
-        CHECK_TEST(test_param_next),
-        CHECK_TEST(test_param_find),
-        CHECK_TEST(test_unescape),
-        CHECK_TEST(test_escape),
-        CHECK_TEST(test_escape_user_in_uri),
+        CHECK_TEST(test_parse_valid),  CHECK_TEST(test_parse_invalid),
+        CHECK_TEST(test_parse_limits), CHECK_TEST(test_rfc4475_request_uris),
+        CHECK_TEST(test_equal),        CHECK_TEST(test_equal_many),
+        CHECK_TEST(test_ipv6),         CHECK_TEST(test_param_next),
+        CHECK_TEST(test_param_find),   CHECK_TEST(test_unescape),
+        CHECK_TEST(test_escape),       CHECK_TEST(test_escape_user_in_uri),
     };
     return check_run(tests, sizeof tests / sizeof tests[0], argc, argv);
 }

@@ -4,13 +4,14 @@
  * and allocation-free; comparison (RFC 3261 §19.1.4, RFC 3966 §4) decodes
  * escapes on the fly. See docs/internals/uri.md for the grammar decisions.
  */
-#include <limits.h>
-#include <string.h>
+#include "csip/uri.h"
 
 #include "base/base_int.h"
 #include "csip/limits.h"
-#include "csip/uri.h"
 #include "uri/uri_int.h"
+
+#include <limits.h>
+#include <string.h>
 
 /* ------------------------------------------------------------------------- */
 /* Small helpers */
