@@ -16,7 +16,9 @@ for group in "$@"; do
       need_pc libcrypto libssl-dev ;;
     check)
       # gcc's ASan/UBSan runtimes come with gcc itself (libasan8, libubsan1).
-      need_file /usr/lib/gcc/x86_64-linux-gnu/12/libasan.so libasan8 ;;
+      need_file /usr/lib/gcc/x86_64-linux-gnu/12/libasan.so libasan8
+      need_file /usr/lib/gcc/x86_64-linux-gnu/12/libubsan.so libubsan1
+      need_cmd python3 python3 ;;
     fuzz)
       need_cmd clang-14 clang-14
       need_file /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a libclang-rt-14-dev ;;
