@@ -505,7 +505,8 @@ CSIP_EXTERN int csip_msg_auth(const csip_msg *msg, csip_hdr_id id, size_t i,
 
 /* Value parsers, for use outside a message. Each parses one value starting at
  * *s and advances *s past it and past a following comma (for lists), so that
- * repeated calls walk a comma-separated header value. */
+ * repeated calls walk a comma-separated header value. On an error the output
+ * struct is unspecified. */
 CSIP_EXTERN int csip_via_parse(csip_str *s, csip_via *out);
 /** flags: CSIP_NAMEADDR_* */
 CSIP_EXTERN int csip_nameaddr_parse(csip_str *s, unsigned flags, csip_nameaddr *out);

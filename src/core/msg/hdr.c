@@ -7,6 +7,7 @@
  * splitter guarantees that, so every LWS skip here treats CR and LF as
  * whitespace.
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "msg/msg_int.h"
@@ -306,13 +307,17 @@ int csip_nameaddr_parse(csip_str *s, unsigned flags, csip_nameaddr *na)
 {
     const char *p = s->p, *end = s->p + s->len, *q;
     const bool list = flags & CSIP_NAMEADDR_LIST;
-    memset(na, 0, sizeof *na);
+    /* csip_uri_parse() clears na->uri itself: clear the rest only */
+    memset(na, 0, offsetof(csip_nameaddr, uri));
+    memset((char *)na + offsetof(csip_nameaddr, uri) + sizeof na->uri, 0,
+           sizeof *na - offsetof(csip_nameaddr, uri) - sizeof na->uri);
     p = csip__skip_lws(p, end);
     const char *start = p;
     if (p >= end)
         return CSIP_ERR_PARSE_HEADER_VALUE;
 
     if ((flags & CSIP_NAMEADDR_STAR) && *p == '*') {
+        memset(&na->uri, 0, sizeof na->uri);
         q = csip__skip_lws(p + 1, end);
         if (q < end && *q != ';' && *q != ',')
             return CSIP_ERR_PARSE_HEADER_VALUE;

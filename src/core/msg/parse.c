@@ -10,9 +10,6 @@
  * §20.14) and framing is done beforehand by csip_stream_frame().
  */
 #include <string.h>
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 
 #include "msg/msg_int.h"
 
@@ -194,42 +191,11 @@ static void parse_start_line(csip_msg *m, const char *p, const char *e)
         soft_error(m, CSIP_ERR_LIMIT_URI, u, none, 414, "Request-URI Too Long");
 }
 
-/*
- * Finds the first LF in [p, end) and records in *colon the first ':' before
- * it (when *colon is still NULL). 16 octets at a time where SSE2 exists
- * (every x86-64); never reads outside [p, end).
- */
-static inline const char *find_lf_colon(const char *p, const char *end, const char **colon)
-{
-#if defined(__SSE2__)
-    const __m128i lf = _mm_set1_epi8('\n'), co = _mm_set1_epi8(':');
-    while (end - p >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-        unsigned mlf = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, lf));
-        if (!*colon) {
-            unsigned mco = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, co));
-            if (mlf)
-                mco &= (mlf & -mlf) - 1u; /* colons before the first LF only */
-            if (mco)
-                *colon = p + __builtin_ctz(mco);
-        }
-        if (mlf)
-            return p + __builtin_ctz(mlf);
-        p += 16;
-    }
-#endif
-    for (; p < end; p++) {
-        if (*p == '\n')
-            return p;
-        if (*p == ':' && !*colon)
-            *colon = p;
-    }
-    return NULL;
-}
-
 static int hdrs_grow(csip_msg *m)
 {
     uint32_t ncap = m->cap ? m->cap * 2 : INITIAL_HDRS;
+    if (ncap > m->lim.max_headers)
+        ncap = m->lim.max_headers; /* reaching cap then means the limit */
     msg_hdr *n = csip__arena_alloc(&m->arena, ncap * sizeof(msg_hdr));
     if (!n)
         return CSIP_ERR_NOMEM;
@@ -289,11 +255,10 @@ static int msg_split(csip_msg *m, csip_parse_error *err)
             break;
         }
         const char *ns = p;
-        /* The logical line: continuation lines start with SP or HT (folding).
-         * One scan finds its end and the first colon. */
+        /* The logical line: continuation lines start with SP or HT (folding). */
         const char *colon = NULL, *lend, *next;
         for (const char *q = p;;) {
-            nl = find_lf_colon(q, end, &colon);
+            nl = memchr(q, '\n', (size_t)(end - q));
             if (!nl) {
                 lend = next = end;
                 break;
@@ -314,39 +279,48 @@ static int msg_split(csip_msg *m, csip_parse_error *err)
         /* The name ends at the first colon (a name holds none), less SP/HT before it.
          * A known name is checked octet by octet by the lookup; any other name
          * must be a token. */
+        colon = memchr(ns, ':', (size_t)(lend - ns));
         const char *ne = colon ? colon : ns;
-        while (ne > ns && (ne[-1] == ' ' || ne[-1] == '\t'))
-            ne--;
-        csip_hdr_id id = colon && ne > ns ? csip_hdr_lookup(ns, (size_t)(ne - ns)) : CSIP_HDR_OTHER;
-        if (id == CSIP_HDR_OTHER && colon && ne > ns) {
-            const char *t = ns;
-            while (t < ne && csip__is((unsigned char)*t, CSIP_C_TOKEN))
-                t++;
-            if (t != ne)
+        if (csip_unlikely(ne > ns && (ne[-1] == ' ' || ne[-1] == '\t')))
+            while (ne > ns && (ne[-1] == ' ' || ne[-1] == '\t'))
+                ne--;
+        csip_hdr_id id = CSIP_HDR_OTHER;
+        if (csip_likely(ne > ns)) {
+            id = csip_hdr_lookup(ns, (size_t)(ne - ns));
+            if (csip_unlikely(id == CSIP_HDR_OTHER) && csip__span(ns, ne, CSIP_C_TOKEN) != ne)
                 colon = NULL;
         }
-        if (!colon || ne == ns) {
+        if (csip_unlikely(!colon || ne == ns)) {
             soft_error(m, CSIP_ERR_PARSE_HEADER_LINE, ns, (csip_str){ns, (size_t)(ne - ns)}, 400,
                        !colon && ne == ns ? "Malformed header line: no colon"
                                           : "Malformed header name");
             p = next;
             continue;
         }
-        p = colon;
-        if (m->nhdrs >= max_headers) {
-            error_fill(m->buf, err, CSIP_ERR_LIMIT_HEADERS, ns, none, 0, "Too many header lines");
-            return CSIP_ERR_LIMIT_HEADERS;
+        if (csip_unlikely(m->nhdrs == m->cap)) {
+            if (m->nhdrs >= max_headers) {
+                error_fill(m->buf, err, CSIP_ERR_LIMIT_HEADERS, ns, none, 0,
+                           "Too many header lines");
+                return CSIP_ERR_LIMIT_HEADERS;
+            }
+            if (hdrs_grow(m) < 0) {
+                error_fill(m->buf, err, CSIP_ERR_NOMEM, NULL, none, 0, "Out of memory");
+                return CSIP_ERR_NOMEM;
+            }
         }
-        if (m->nhdrs == m->cap && hdrs_grow(m) < 0) {
-            error_fill(m->buf, err, CSIP_ERR_NOMEM, NULL, none, 0, "Out of memory");
-            return CSIP_ERR_NOMEM;
-        }
-        /* value: trimmed of LWS on both ends (the line break included) */
-        const char *vs = p + 1, *ve = lend;
-        while (vs < ve && csip__is((unsigned char)*vs, CSIP_C_LWS))
+        /* value: trimmed of LWS on both ends (the line break included); the
+         * usual single SP and CR are taken without a loop */
+        const char *vs = colon + 1, *ve = lend;
+        if (vs < ve && *vs == ' ')
             vs++;
-        while (ve > vs && csip__is((unsigned char)ve[-1], CSIP_C_LWS))
+        if (ve > vs && ve[-1] == '\r')
             ve--;
+        if (csip_unlikely(vs < ve && csip__is((unsigned char)*vs, CSIP_C_LWS)))
+            while (vs < ve && csip__is((unsigned char)*vs, CSIP_C_LWS))
+                vs++;
+        if (csip_unlikely(ve > vs && csip__is((unsigned char)ve[-1], CSIP_C_LWS)))
+            while (ve > vs && csip__is((unsigned char)ve[-1], CSIP_C_LWS))
+                ve--;
         uint32_t idx = m->nhdrs++;
         msg_hdr *h = &m->hdrs[idx];
         h->h.name = (csip_str){ns, (size_t)(ne - ns)};

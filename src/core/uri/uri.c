@@ -47,10 +47,11 @@ static const char *skip_lws(const char *p, const char *end)
 static inline const char *scan_esc(const char *p, const char *end, unsigned cls)
 {
     while (p < end) {
+        p = csip__span(p, end, cls);
+        if (p >= end)
+            break;
         unsigned char c = (unsigned char)*p;
-        if (csip_likely(csip__is(c, cls))) {
-            p++;
-        } else if (c == '%') {
+        if (c == '%') {
             if (!esc_ok(p, end))
                 return NULL;
             p += 3;
@@ -170,6 +171,49 @@ static bool hostname_check(const char *p, size_t n)
         }
     }
     return csip__is((unsigned char)p[top], CSIP_C_ALPHA);
+}
+
+/*
+ * One pass over a hostname or IPv4 address at p (the rules of
+ * csip__host_check()): label bodies are spans of letters and digits, so only
+ * '-' and '.' cost a branch. Returns the end of the host, or NULL.
+ */
+static const char *scan_hostname(const char *p, const char *end, csip_host_type *type)
+{
+    const char *s = p, *label = p, *top = p;
+    for (;;) {
+        p = csip__span(p, end, CSIP_C_ALPHA | CSIP_C_DIGIT);
+        if (p < end && *p == '-') {
+            if (p == label)
+                return NULL; /* a label starts with '-' */
+            p++;
+            continue;
+        }
+        if (p < end && *p == '.') {
+            if (p == label || p[-1] == '-')
+                return NULL; /* empty label, or one ending with '-' */
+            top = label;
+            label = ++p;
+            continue;
+        }
+        break;
+    }
+    if (p == s)
+        return NULL;
+    if (label < p) {
+        if (p[-1] == '-')
+            return NULL;
+        top = label;
+    } /* else a trailing dot: the top label is the one before it */
+    if (csip__is((unsigned char)*top, CSIP_C_ALPHA)) {
+        *type = CSIP_HOST_NAME;
+        return p;
+    }
+    uint8_t a[4]; /* a top label that starts with a digit: only IPv4 can match */
+    if (!csip__ipv4_parse(s, (size_t)(p - s), a))
+        return NULL;
+    *type = CSIP_HOST_IPV4;
+    return p;
 }
 
 bool csip__host_check(const char *p, size_t n, csip_host_type *type)
@@ -426,12 +470,13 @@ static int parse_sip(csip_uri *u, const char *s, const char *end)
         if (p == end || *p != ']')
             return CSIP_ERR_PARSE_URI;
         p++;
+        if (!csip__host_check(h, (size_t)(p - h), &u->host_type))
+            return CSIP_ERR_PARSE_URI;
     } else {
-        while (p < end && csip__is((unsigned char)*p, CSIP_C_HOST))
-            p++;
+        p = scan_hostname(p, end, &u->host_type);
+        if (!p)
+            return CSIP_ERR_PARSE_URI;
     }
-    if (!csip__host_check(h, (size_t)(p - h), &u->host_type))
-        return CSIP_ERR_PARSE_URI;
     u->host = mkstr(h, p);
 
     /* port = 1*DIGIT, 0 to 65535 */
@@ -565,6 +610,17 @@ int csip_uri_parse(const char *p, size_t len, size_t max_len, csip_uri *out)
     const char *end = p + len;
     /* scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
     const char *s = p;
+    /* the common "sip:" in one compare */
+    if (len > 4 && (p[0] | 0x20) == 's' && (p[1] | 0x20) == 'i' && (p[2] | 0x20) == 'p' &&
+        p[3] == ':') {
+        out->raw = mkstr(p, end);
+        out->scheme = mkstr(p, p + 3);
+        out->kind = CSIP_URI_SIP;
+        int rc = parse_sip(out, p + 4, end);
+        if (rc != 0)
+            memset(out, 0, sizeof *out);
+        return rc;
+    }
     if (!csip__is((unsigned char)*s, CSIP_C_ALPHA))
         return CSIP_ERR_PARSE_URI;
     while (++s < end && (csip__is((unsigned char)*s, CSIP_C_ALPHA | CSIP_C_DIGIT) || *s == '+' ||
