@@ -38,15 +38,18 @@ static inline const char *scan_token(const char *p, const char *end)
     return csip__span(p, end, CSIP_C_TOKEN);
 }
 
-/* A parameter the caller wants extracted from a generic-param list. */
+/* A parameter the caller wants extracted from a generic-param list: where its
+ * value (a csip_str) and its presence flag (a bool, or none) go, as offsets
+ * into the caller's capture struct, so that the tables are static. */
 typedef struct pcap {
     const char *name;
-    size_t len;
-    csip_str *val;
-    bool *present;
+    uint8_t len;
+    uint16_t val;
+    int16_t present;
 } pcap;
 
-#define PCAP(lit, v, pr) {lit, sizeof(lit) - 1, v, pr}
+#define PCAP(lit, type, vf) {lit, sizeof(lit) - 1, offsetof(type, vf), -1}
+#define PCAP_P(lit, type, vf, pf) {lit, sizeof(lit) - 1, offsetof(type, vf), offsetof(type, pf)}
 
 /* A token (known to be one) against a lowercase name of the same length:
  * OR-ing 0x20 folds letters and leaves '-', digits and other token octets alone. */
@@ -65,7 +68,7 @@ static inline bool name_is(csip_str tok, const char *lower)
  * (after the first ';') and the captured values (quoted ones keep quotes).
  */
 static int scan_params(const char **pp, const char *end, bool list, csip_str *raw,
-                       const pcap *caps, size_t ncaps)
+                       void *base, const pcap *caps, size_t ncaps)
 {
     const char *p = *pp, *start = NULL, *last = NULL;
     for (;;) {
@@ -103,10 +106,9 @@ static int scan_params(const char **pp, const char *end, bool list, csip_str *ra
         for (size_t i = 0; i < ncaps; i++) {
             if (name.len == caps[i].len && (name.p[0] | 0x20) == caps[i].name[0] &&
                 name_is(name, caps[i].name)) {
-                if (caps[i].val)
-                    *caps[i].val = val;
-                if (caps[i].present)
-                    *caps[i].present = true;
+                *(csip_str *)(void *)((char *)base + caps[i].val) = val;
+                if (caps[i].present >= 0)
+                    *(bool *)(void *)((char *)base + caps[i].present) = true;
                 break;
             }
         }
@@ -245,15 +247,24 @@ int csip_via_parse(csip_str *s, csip_via *v)
             return CSIP_ERR_PARSE_HEADER_VALUE;
         v->has_port = true;
     }
-    csip_str rport = {NULL, 0};
-    const pcap caps[] = {
-        PCAP("branch", &v->branch, NULL), PCAP("received", &v->received, NULL),
-        PCAP("maddr", &v->maddr, NULL),   PCAP("ttl", &v->ttl, NULL),
-        PCAP("rport", &rport, &v->has_rport),
+    struct via_caps {
+        csip_str branch, received, maddr, ttl, rport;
+        bool has_rport;
+    } c = {{NULL, 0}, {NULL, 0}, {NULL, 0}, {NULL, 0}, {NULL, 0}, false};
+    static const pcap caps[] = {
+        PCAP("branch", struct via_caps, branch), PCAP("received", struct via_caps, received),
+        PCAP("maddr", struct via_caps, maddr),   PCAP("ttl", struct via_caps, ttl),
+        PCAP_P("rport", struct via_caps, rport, has_rport),
     };
-    int rc = scan_params(&p, end, true, &v->params, caps, sizeof caps / sizeof caps[0]);
+    int rc = scan_params(&p, end, true, &v->params, &c, caps, sizeof caps / sizeof caps[0]);
     if (rc < 0)
         return rc;
+    v->branch = c.branch;
+    v->received = c.received;
+    v->maddr = c.maddr;
+    v->ttl = c.ttl;
+    v->has_rport = c.has_rport;
+    csip_str rport = c.rport;
     if (v->has_rport && rport.p) {
         if (u16_value(rport, &v->rport, 65535) < 0)
             return CSIP_ERR_PARSE_HEADER_VALUE;
@@ -382,15 +393,22 @@ int csip_nameaddr_parse(csip_str *s, unsigned flags, csip_nameaddr *na)
         }
     }
 
-    csip_str exp = {NULL, 0}, qv = {NULL, 0};
-    const pcap caps[] = {
-        PCAP("tag", &na->tag, NULL),
-        PCAP("expires", &exp, &na->has_expires),
-        PCAP("q", &qv, &na->has_q),
+    struct na_caps {
+        csip_str tag, exp, q;
+        bool has_exp, has_q;
+    } c = {{NULL, 0}, {NULL, 0}, {NULL, 0}, false, false};
+    static const pcap caps[] = {
+        PCAP("tag", struct na_caps, tag),
+        PCAP_P("expires", struct na_caps, exp, has_exp),
+        PCAP_P("q", struct na_caps, q, has_q),
     };
-    int rc = scan_params(&p, end, list, &na->params, caps, sizeof caps / sizeof caps[0]);
+    int rc = scan_params(&p, end, list, &na->params, &c, caps, sizeof caps / sizeof caps[0]);
     if (rc < 0)
         return rc;
+    na->tag = c.tag;
+    na->has_expires = c.has_exp;
+    na->has_q = c.has_q;
+    csip_str exp = c.exp, qv = c.q;
     if (na->tag.p && na->tag.p[0] == '"')
         return CSIP_ERR_PARSE_HEADER_VALUE;
     if (na->has_expires && (!exp.p || delta_seconds(exp, &na->expires) < 0))
@@ -563,15 +581,30 @@ int csip_date_parse(csip_str v, csip_date *out)
 
 /* ---- simple values ---- */
 
+/* 1*DIGIT at p into *out: returns the end of the digits, or NULL when there
+ * are none; *range is set when the value exceeds 2^32-1 (digits still consumed). */
+static inline const char *scan_u32(const char *p, const char *end, uint32_t *out, bool *range)
+{
+    const char *s = p;
+    uint64_t v = 0;
+    while (p < end && (unsigned)(*p - '0') <= 9) {
+        v = v * 10 + (unsigned)(*p - '0');
+        if (v > UINT32_MAX) {
+            *range = true;
+            v = UINT32_MAX; /* keep v bounded; the digits are still consumed */
+        }
+        p++;
+    }
+    *out = (uint32_t)v;
+    return p == s ? NULL : p;
+}
+
 static int parse_cseq(csip_str v, csip_cseq *cs)
 {
-    const char *p = v.p, *end = v.p + v.len, *q = p;
-    while (q < end && IS(*q, CSIP_C_DIGIT))
-        q++;
-    int rc = csip_str_to_u32((csip_str){p, (size_t)(q - p)}, &cs->number);
-    if (rc == CSIP_ERR_RANGE)
-        return CSIP_ERR_PARSE_NUMBER_RANGE; /* RFC 4475 scalar02 */
-    if (rc < 0)
+    const char *p = v.p, *end = v.p + v.len, *q;
+    bool range = false;
+    q = scan_u32(p, end, &cs->number, &range);
+    if (!q)
         return CSIP_ERR_PARSE_HEADER_VALUE;
     p = csip__skip_lws(q, end);
     if (p == q)
@@ -581,7 +614,7 @@ static int parse_cseq(csip_str v, csip_cseq *cs)
         return CSIP_ERR_PARSE_HEADER_VALUE;
     cs->method = (csip_str){p, (size_t)(q - p)};
     cs->method_id = csip_method_lookup(cs->method);
-    return 0;
+    return range ? CSIP_ERR_PARSE_NUMBER_RANGE : 0; /* RFC 4475 scalar02 */
 }
 
 /* callid = word [ "@" word ] */
@@ -602,12 +635,16 @@ static int parse_call_id(csip_str v)
 
 static int parse_u32(csip_str v, uint32_t *out, bool seconds)
 {
-    if (seconds)
-        return delta_seconds(v, out);
-    int rc = csip_str_to_u32(v, out);
-    if (rc == CSIP_ERR_RANGE)
-        return CSIP_ERR_PARSE_NUMBER_RANGE;
-    return rc < 0 ? CSIP_ERR_PARSE_HEADER_VALUE : 0;
+    bool range = false;
+    const char *q = scan_u32(v.p, v.p + v.len, out, &range);
+    if (!q || q != v.p + v.len)
+        return CSIP_ERR_PARSE_HEADER_VALUE;
+    if (range) {
+        if (!seconds)
+            return CSIP_ERR_PARSE_NUMBER_RANGE;
+        *out = 3600; /* an overlarge delta-seconds reads as 3600 (RFC 4475 §3.1.2.4) */
+    }
+    return 0;
 }
 
 static int parse_media_type(csip_str v, csip_media_type *mt)
@@ -627,7 +664,7 @@ static int parse_media_type(csip_str v, csip_media_type *mt)
         return CSIP_ERR_PARSE_HEADER_VALUE;
     mt->subtype = (csip_str){p, (size_t)(q - p)};
     p = q;
-    return scan_params(&p, end, false, &mt->params, NULL, 0);
+    return scan_params(&p, end, false, &mt->params, NULL, NULL, 0);
 }
 
 static int parse_event(csip_str v, csip_event *ev)
@@ -639,8 +676,8 @@ static int parse_event(csip_str v, csip_event *ev)
         return CSIP_ERR_PARSE_HEADER_VALUE;
     ev->package = (csip_str){p, (size_t)(q - p)};
     p = q;
-    const pcap caps[] = {PCAP("id", &ev->id, NULL)};
-    return scan_params(&p, end, false, &ev->params, caps, 1);
+    static const pcap caps[] = {PCAP("id", csip_event, id)};
+    return scan_params(&p, end, false, &ev->params, ev, caps, 1);
 }
 
 static int parse_substate(csip_str v, csip_substate *ss)
@@ -652,15 +689,22 @@ static int parse_substate(csip_str v, csip_substate *ss)
         return CSIP_ERR_PARSE_HEADER_VALUE;
     ss->state = (csip_str){p, (size_t)(q - p)};
     p = q;
-    csip_str exp = {NULL, 0}, ra = {NULL, 0};
-    const pcap caps[] = {
-        PCAP("reason", &ss->reason, NULL),
-        PCAP("expires", &exp, &ss->has_expires),
-        PCAP("retry-after", &ra, &ss->has_retry_after),
+    struct ss_caps {
+        csip_str reason, exp, ra;
+        bool has_exp, has_ra;
+    } c = {{NULL, 0}, {NULL, 0}, {NULL, 0}, false, false};
+    static const pcap caps[] = {
+        PCAP("reason", struct ss_caps, reason),
+        PCAP_P("expires", struct ss_caps, exp, has_exp),
+        PCAP_P("retry-after", struct ss_caps, ra, has_ra),
     };
-    int rc = scan_params(&p, end, false, &ss->params, caps, 3);
+    int rc = scan_params(&p, end, false, &ss->params, &c, caps, 3);
     if (rc < 0)
         return rc;
+    ss->reason = c.reason;
+    ss->has_expires = c.has_exp;
+    ss->has_retry_after = c.has_ra;
+    csip_str exp = c.exp, ra = c.ra;
     if (ss->has_expires && (!exp.p || delta_seconds(exp, &ss->expires) < 0))
         return CSIP_ERR_PARSE_HEADER_VALUE;
     if (ss->has_retry_after && (!ra.p || delta_seconds(ra, &ss->retry_after) < 0))
@@ -719,11 +763,16 @@ static int parse_retry_after(csip_str v, csip_retry_after *ra)
         ra->comment = (csip_str){cs, (size_t)(p - cs)};
         p++;
     }
-    csip_str dur = {NULL, 0};
-    const pcap caps[] = {PCAP("duration", &dur, &ra->has_duration)};
-    rc = scan_params(&p, end, false, &ra->params, caps, 1);
+    struct ra_caps {
+        csip_str dur;
+        bool has_dur;
+    } c = {{NULL, 0}, false};
+    static const pcap caps[] = {PCAP_P("duration", struct ra_caps, dur, has_dur)};
+    rc = scan_params(&p, end, false, &ra->params, &c, caps, 1);
     if (rc < 0)
         return rc;
+    ra->has_duration = c.has_dur;
+    csip_str dur = c.dur;
     if (ra->has_duration && (!dur.p || csip_str_to_u32(dur, &ra->duration) < 0))
         return CSIP_ERR_PARSE_HEADER_VALUE;
     return 0;
