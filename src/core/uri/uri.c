@@ -137,18 +137,20 @@ bool csip__ipv6_parse(const char *p, size_t n, uint8_t out[16])
     }
     if (dbl >= 0 ? ng > 7 : ng != 8)
         return false;
+    /* expand "::" into the missing zero groups */
+    uint16_t full[8] = {0};
     int zeros = 8 - ng, k = 0;
     for (int j = 0; j < ng; j++) {
         if (j == dbl)
-            for (int z = 0; z < zeros; z++, k++)
-                out[2 * k] = out[2 * k + 1] = 0;
-        out[2 * k] = (uint8_t)(g[j] >> 8);
-        out[2 * k + 1] = (uint8_t)g[j];
-        k++;
+            k += zeros;
+        if (k >= 8)
+            return false;
+        full[k++] = g[j];
     }
-    if (dbl == ng)
-        for (int z = 0; z < zeros; z++, k++)
-            out[2 * k] = out[2 * k + 1] = 0;
+    for (int j = 0; j < 8; j++) {
+        out[2 * j] = (uint8_t)(full[j] >> 8);
+        out[2 * j + 1] = (uint8_t)full[j];
+    }
     return true;
 }
 
