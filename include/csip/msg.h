@@ -584,7 +584,12 @@ CSIP_EXTERN int csip_check_request(const csip_msg *msg, csip_role role,
  * printer regenerates edited lines only. Editing invalidates csip_hdr
  * pointers and cached typed values of the message. Values are copied. */
 
-/** Inserts a header line before position `pos` (0 = first, count = last). */
+/**
+ * Inserts a header line before position `pos` (0 = first, count = last).
+ * @return 0; CSIP_ERR_INVALID_ARG (bad position or name, CR/LF in the value);
+ *         CSIP_ERR_LIMIT_HEADERS when the message already holds the most header
+ *         lines its parse limits allow; CSIP_ERR_NOMEM.
+ */
 CSIP_EXTERN int csip_msg_hdr_insert(csip_msg *msg, size_t pos, csip_hdr_id id, csip_str name,
                                     csip_str value);
 /** Adds a header line after the last line (or before the first when `first`). */

@@ -39,7 +39,11 @@ int csip_msg_hdr_insert(csip_msg *m, size_t pos, csip_hdr_id id, csip_str name, 
         return CSIP_ERR_INVALID_ARG;
     if (id == CSIP_HDR_OTHER)
         id = csip_hdr_lookup(name.p, name.len);
-    if (m->nhdrs + 1 >= MSG_NONE)
+    /* Never build a message that our own parser (same limits) would refuse. */
+    uint32_t live = 0;
+    for (uint32_t i = 0; i < m->nhdrs; i++)
+        live += !(m->hdrs[i].h.flags & CSIP_HDRF_DELETED);
+    if (live >= m->lim.max_headers || m->nhdrs + 1 >= MSG_NONE)
         return CSIP_ERR_LIMIT_HEADERS;
     csip_str nv, nn;
     int rc = dup_value(m, value, &nv);
