@@ -320,6 +320,26 @@ static void test_limits(void)
     csip_msg_free(m);
 }
 
+static void test_edit_within_limits(void)
+{
+    /* an edit never makes a message that the same limits would refuse to parse */
+    static const char s[] = "OPTIONS sip:b@x SIP/2.0\r\n" BASE_REQ "l: 0\r\n\r\n"; /* 7 lines */
+    csip_parse_opts o = {.limits = {.max_headers = 7}};
+    csip_msg *m;
+    csip_parse_error err;
+    ASSERT_OK(csip_msg_parse(s, sizeof s - 1, &o, &m, &err));
+    EXPECT_EQ(csip_msg_hdr_add(m, CSIP_HDR_SUBJECT, CSIP_STR("x"), false), CSIP_ERR_LIMIT_HEADERS);
+    ASSERT_OK(csip_msg_hdr_remove(m, 5));
+    EXPECT_OK(csip_msg_hdr_add(m, CSIP_HDR_SUBJECT, CSIP_STR("x"), false));
+    char out[1024];
+    int n = csip_msg_print(m, out, sizeof out);
+    ASSERT_GT(n, 0);
+    csip_msg *m2;
+    EXPECT_OK(csip_msg_parse(out, (size_t)n, &o, &m2, &err));
+    csip_msg_free(m2);
+    csip_msg_free(m);
+}
+
 static void test_edit_and_print(void)
 {
     csip_msg *m = parse_ok("INVITE sip:b@example.com SIP/2.0\r\n"
@@ -528,6 +548,7 @@ int main(int argc, char **argv)
         CHECK_TEST(test_start_line_errors),
         CHECK_TEST(test_liberal_framing),
         CHECK_TEST(test_limits),
+        CHECK_TEST(test_edit_within_limits),
         CHECK_TEST(test_edit_and_print),
         CHECK_TEST(test_response_for),
         CHECK_TEST(test_request_new),
