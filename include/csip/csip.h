@@ -9,9 +9,11 @@
 #ifndef CSIP_H
 #define CSIP_H
 
+#include "csip/addr.h"
 #include "csip/base.h"
 #include "csip/limits.h"
 #include "csip/msg.h"
+#include "csip/txn.h"
 #include "csip/uri.h"
 #include "csip/version.h"
 

@@ -1,0 +1,213 @@
+/*
+ * csip — the transaction layer (RFC 3261 §17 with RFC 6026), sans-I/O.
+ *
+ * A csip_txn_layer holds every client and server transaction of one
+ * endpoint. It owns no socket and reads no clock:
+ *   - bytes received by the host go in with csip_txn_layer_recv() (one
+ *     datagram, or one message framed by csip_stream_frame()), with the
+ *     current time;
+ *   - the layer sends through the host's send callback;
+ *   - csip_txn_layer_next_expiry() says when it must be woken, and
+ *     csip_txn_layer_handle_expiry() fires the timers that are due.
+ * Time is a monotonic count of milliseconds chosen by the host.
+ *
+ * Threading: a layer and its transactions are confined to one thread.
+ * Callbacks run inside the call that caused them (recv, handle_expiry,
+ * client_new, respond); they may call back into the layer, except
+ * csip_txn_layer_free().
+ */
+#ifndef CSIP_TXN_H
+#define CSIP_TXN_H
+
+#include "csip/addr.h"
+#include "csip/base.h"
+#include "csip/msg.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct csip_txn_layer csip_txn_layer;
+typedef struct csip_txn csip_txn;
+
+/** Transaction kinds. */
+typedef enum csip_txn_kind {
+    CSIP_TXN_INVITE_CLIENT = 0,
+    CSIP_TXN_NON_INVITE_CLIENT,
+    CSIP_TXN_INVITE_SERVER,
+    CSIP_TXN_NON_INVITE_SERVER,
+} csip_txn_kind;
+
+/** States (RFC 3261 §17 figures 5–8, RFC 6026 §7 "Accepted"). */
+typedef enum csip_txn_state {
+    CSIP_TXN_CALLING = 0, /**< INVITE client: request sent */
+    CSIP_TXN_TRYING,      /**< non-INVITE client and server */
+    CSIP_TXN_PROCEEDING,
+    CSIP_TXN_COMPLETED,
+    CSIP_TXN_CONFIRMED,   /**< INVITE server: ACK received */
+    CSIP_TXN_ACCEPTED,    /**< INVITE client and server after a 2xx (RFC 6026) */
+    CSIP_TXN_TERMINATED,
+} csip_txn_state;
+
+/** Why a transaction ended (csip_txn_callbacks on_terminated). */
+typedef enum csip_txn_end {
+    CSIP_TXN_END_NORMAL = 0,     /**< ran its course */
+    CSIP_TXN_END_TIMEOUT,        /**< Timer B, F or H fired (client: 408 delivered) */
+    CSIP_TXN_END_TRANSPORT,      /**< the host's send failed (client: 503 delivered) */
+    CSIP_TXN_END_DESTROYED,      /**< csip_txn_layer_free() with the transaction alive */
+} csip_txn_end;
+
+/**
+ * Timer values in milliseconds. A zero field means the RFC default: T1 500,
+ * T2 4000, T4 5000; trying_ms 200 (the delay before a server INVITE
+ * transaction sends 100 Trying on its own, RFC 3261 §17.2.1).
+ */
+typedef struct csip_txn_timers {
+    uint32_t t1_ms;
+    uint32_t t2_ms;
+    uint32_t t4_ms;
+    uint32_t trying_ms;
+} csip_txn_timers;
+
+/**
+ * Host callbacks. Every callback gets the layer and the user_data given to
+ * csip_txn_layer_new(). Unset callbacks are no-ops (send must be set).
+ */
+typedef struct csip_txn_callbacks {
+    /**
+     * Send bytes to dst (for stream transports dst->conn names the
+     * connection when known). Return 0, or a negative csip_err when the
+     * transport failed at once (RFC 3261 §17.1.4); the bytes are borrowed.
+     */
+    int (*send)(csip_txn_layer *layer, const csip_addr *dst, const void *data, size_t len,
+                void *user_data);
+    /**
+     * A new request: st is its new server transaction (NULL for an ACK that
+     * matched none: the ACK of a 2xx, which belongs to the TU). req and src are
+     * borrowed: req lives as long as st (csip_txn_request()), or for the call
+     * when st is NULL. A retransmission of a known request never comes here.
+     */
+    void (*on_request)(csip_txn_layer *layer, csip_txn *st, const csip_msg *req,
+                       const csip_addr *src, void *user_data);
+    /**
+     * A response for a client transaction: every provisional response, the
+     * final one exactly once, and (RFC 6026) every 2xx retransmission while
+     * the INVITE client transaction is Accepted. resp is borrowed for the call.
+     * On a timeout or transport error the final "response" is synthesized:
+     * resp is NULL and status is 408 or 503.
+     */
+    void (*on_response)(csip_txn_layer *layer, csip_txn *ct, const csip_msg *resp, int status,
+                        void *user_data);
+    /** A response that matched no client transaction (a stateless proxy forwards it). */
+    void (*on_stray_response)(csip_txn_layer *layer, const csip_msg *resp, const csip_addr *src,
+                              void *user_data);
+    /** The transaction ends and is freed after this call returns. */
+    void (*on_terminated)(csip_txn_layer *layer, csip_txn *t, csip_txn_end why, void *user_data);
+} csip_txn_callbacks;
+
+/** Layer options. Zeroed fields mean the defaults. */
+typedef struct csip_txn_opts {
+    csip_txn_timers timers;
+    csip_limits limits;     /**< parse limits for received messages */
+    uint32_t max_txns;      /**< 0 = 65536; beyond it new requests get 503 statelessly */
+    const csip_mem *mem;
+} csip_txn_opts;
+
+/**
+ * Creates a layer. cb is copied.
+ * @return 0, CSIP_ERR_INVALID_ARG (no send callback), CSIP_ERR_NOMEM.
+ */
+CSIP_EXTERN int csip_txn_layer_new(const csip_txn_opts *opts, const csip_txn_callbacks *cb,
+                                   void *user_data, csip_txn_layer **out);
+/** Frees the layer; live transactions end with CSIP_TXN_END_DESTROYED (on_terminated runs). */
+CSIP_EXTERN void csip_txn_layer_free(csip_txn_layer *layer);
+
+/**
+ * Feeds one received message (a datagram, or one message framed from a stream
+ * with csip_stream_frame(): src->transport tells which) at time now_ms. The
+ * bytes are copied. A request that fails validation is answered statelessly
+ * with the response the parser names (400, 505, 513 …) when its Via, From,
+ * To, Call-ID and CSeq allow an answer; anything else malformed is dropped and
+ * counted. Retransmissions are absorbed or answered from the last response.
+ * @return 0, or CSIP_ERR_NOMEM (the message was dropped).
+ */
+CSIP_EXTERN int csip_txn_layer_recv(csip_txn_layer *layer, const void *data, size_t len,
+                                    const csip_addr *src, uint64_t now_ms);
+
+/** The time at which csip_txn_layer_handle_expiry() must next be called; UINT64_MAX if never. */
+CSIP_EXTERN uint64_t csip_txn_layer_next_expiry(const csip_txn_layer *layer);
+/** Fires every timer due at now_ms (retransmissions, timeouts, terminations). */
+CSIP_EXTERN void csip_txn_layer_handle_expiry(csip_txn_layer *layer, uint64_t now_ms);
+
+/** Number of live transactions. */
+CSIP_EXTERN size_t csip_txn_layer_count(const csip_txn_layer *layer);
+
+/** Counters kept by a layer. */
+typedef struct csip_txn_stats {
+    uint64_t received, sent, retransmitted, absorbed, malformed_dropped, malformed_answered;
+    uint64_t stray_responses, timeouts, transport_errors, overload_rejected;
+} csip_txn_stats;
+CSIP_EXTERN void csip_txn_layer_stats(const csip_txn_layer *layer, csip_txn_stats *out);
+
+/**
+ * Writes a new RFC 3261 branch ("z9hG4bK" and 22 random base64url
+ * characters, from OpenSSL's RAND_bytes) into out (cap >= 30), NUL-terminated.
+ * @return the length, or CSIP_ERR_BUFFER_TOO_SMALL.
+ */
+CSIP_EXTERN int csip_txn_new_branch(char *out, size_t cap);
+
+/**
+ * Starts a client transaction for req (transferred: the layer frees it),
+ * sending it to dst now. The request's top Via must carry an RFC 3261 branch
+ * unique to this transaction. For an INVITE the kind is INVITE_CLIENT,
+ * otherwise NON_INVITE_CLIENT (an ACK is never a transaction: send it with
+ * csip_txn_layer_send_stateless()).
+ * @return 0; CSIP_ERR_INVALID_ARG (not a request, ACK, no branch, a branch
+ *         already in use); CSIP_ERR_NOMEM. On error req is freed. A transport
+ *         error on the first send is reported through on_response (503) and
+ *         on_terminated, not as a return code.
+ */
+CSIP_EXTERN int csip_txn_client_new(csip_txn_layer *layer, csip_msg *req, const csip_addr *dst,
+                                    void *txn_user_data, uint64_t now_ms, csip_txn **out);
+
+/**
+ * Sends a response on a server transaction (resp transferred). Provisional
+ * responses keep it in Proceeding; a 2xx to an INVITE moves it to Accepted
+ * (RFC 6026: the TU retransmits the 2xx itself, with
+ * csip_txn_layer_send_stateless()); another final response to Completed,
+ * where the layer retransmits it (Timer G) until the ACK or Timer H.
+ * Responses go where RFC 3261 §18.2.2 and RFC 3581 say (the request's
+ * connection, else received/rport, else sent-by).
+ * @return 0; CSIP_ERR_INVALID_ARG (not a server transaction, a second final
+ *         response, a response whose Via/CSeq does not match); CSIP_ERR_NOMEM.
+ */
+CSIP_EXTERN int csip_txn_respond(csip_txn *st, csip_msg *resp, uint64_t now_ms);
+
+/**
+ * Sends a message outside any transaction: an ACK for a 2xx, a 2xx
+ * retransmission by a UAS core, a response forwarded by a stateless proxy.
+ * msg is borrowed. dst NULL for a response means "where §18.2.2 says".
+ */
+CSIP_EXTERN int csip_txn_layer_send_stateless(csip_txn_layer *layer, const csip_msg *msg,
+                                              const csip_addr *dst, uint64_t now_ms);
+
+/**
+ * The INVITE server transaction that a received CANCEL targets (RFC 3261
+ * §9.2: same branch and sent-by, method INVITE), or NULL.
+ */
+CSIP_EXTERN csip_txn *csip_txn_layer_find_invite(csip_txn_layer *layer, const csip_msg *cancel);
+
+CSIP_EXTERN csip_txn_kind csip_txn_kind_of(const csip_txn *t);
+CSIP_EXTERN csip_txn_state csip_txn_state_of(const csip_txn *t);
+/** The request of the transaction (borrowed, lives as long as the transaction). */
+CSIP_EXTERN const csip_msg *csip_txn_request(const csip_txn *t);
+/** The address the request came from (server) or goes to (client). */
+CSIP_EXTERN const csip_addr *csip_txn_peer(const csip_txn *t);
+CSIP_EXTERN void *csip_txn_user_data(const csip_txn *t);
+CSIP_EXTERN void csip_txn_set_user_data(csip_txn *t, void *user_data);
+CSIP_EXTERN csip_txn_layer *csip_txn_layer_of(const csip_txn *t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
