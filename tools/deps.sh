@@ -13,12 +13,13 @@ for group in "$@"; do
   case "$group" in
     build)
       need_cmd cc gcc; need_cmd make make; need_cmd cmake cmake; need_cmd pkg-config pkg-config
-      need_pc libcrypto libssl-dev ;;
+      need_pc libcrypto libssl-dev; need_pc libuv libuv1-dev; need_pc libcares libc-ares-dev ;;
     check)
       # gcc's ASan/UBSan runtimes come with gcc itself (libasan8, libubsan1).
       need_file /usr/lib/gcc/x86_64-linux-gnu/12/libasan.so libasan8
       need_file /usr/lib/gcc/x86_64-linux-gnu/12/libubsan.so libubsan1
-      need_cmd python3 python3 ;;
+      need_cmd python3 python3
+      need_cmd dnsmasq dnsmasq-base ;;
     fuzz)
       need_cmd clang-14 clang-14
       need_file /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a libclang-rt-14-dev ;;
