@@ -1,0 +1,121 @@
+/*
+ * Internal structures of the transaction layer (see docs/internals/txn.md).
+ *
+ * A transaction is one heap allocation. Its request is kept as the parsed
+ * csip_msg (received requests) or the csip_msg the TU transferred (client
+ * requests); the matching keys (top Via branch and sent-by, method) are views
+ * into that message, which is never edited, so nothing else is copied. The
+ * bytes to retransmit (the client's request, the server's last response, the
+ * ACK of a non-2xx) are printed once and kept.
+ *
+ * Every transaction sits in one hash table (chained, keyed by a keyed hash of
+ * the lower-cased branch, or of Call-ID and CSeq number for RFC 2543
+ * transactions) and, while it has a timer armed, in one binary min-heap keyed
+ * by its earliest deadline. A transaction has three timer slots; which RFC
+ * timer a slot stands for depends on the kind and state:
+ *
+ *   slot       INVITE client  non-INVITE client  INVITE server   non-INVITE server
+ *   RETRANS    A              E                  G               -
+ *   END        B, D, M        F, K               H, I, L         J
+ *   AUX        CANCEL guard   -                  100 Trying      -
+ *
+ * In the Terminated state the END slot is armed at "now": on_terminated runs
+ * and the transaction is freed from csip_txn_layer_handle_expiry() (or
+ * csip_txn_layer_free()), never from inside a call the TU made, so a
+ * transaction pointer the TU holds stays valid until the next expiry run.
+ */
+#ifndef CSIP_TXN_INT_H
+#define CSIP_TXN_INT_H
+
+#include "base/base_int.h"
+#include "csip/txn.h"
+
+/* Timer slots. */
+enum { TM_RETRANS = 0, TM_END, TM_AUX, TM__COUNT };
+
+#define TXN_NEVER UINT64_MAX
+#define TXN_NO_HEAP UINT32_MAX
+
+/* csip_txn.flags */
+#define TXF_RELIABLE 0x01u    /* the request travels over a reliable transport */
+#define TXF_2543 0x02u        /* RFC 2543 matching (branch without the magic cookie) */
+#define TXF_PROVISIONAL 0x04u /* INVITE server: a provisional response has been sent */
+#define TXF_TO_TAG 0x08u      /* RFC 2543 INVITE server: to_tag holds the final's To tag */
+#define TXF_CANCELLED 0x10u   /* INVITE client: a CANCEL was sent (guard armed) */
+
+struct csip_txn {
+    csip_txn_layer *layer;
+    csip_txn *hnext; /* hash chain */
+    uint64_t hash;
+    uint32_t heap_idx; /* TXN_NO_HEAP when no timer is armed */
+    uint8_t kind;      /* csip_txn_kind */
+    uint8_t state;     /* csip_txn_state */
+    uint8_t end;       /* csip_txn_end, meaningful once Terminated */
+    uint8_t flags;     /* TXF_* */
+    uint32_t interval; /* current retransmission interval (A, E, G) */
+    uint64_t tm[TM__COUNT];
+    uint64_t due; /* earliest armed slot: the heap key */
+    csip_msg *req;
+    const csip_via *via; /* top Via of req (in req's arena) */
+    csip_str method;     /* request method as written */
+    csip_addr peer;      /* server: where the request came from; client: where it goes */
+    char *out;           /* client: the request; server: the last response sent */
+    size_t out_len;
+    char *ack; /* INVITE client: the ACK of the non-2xx final response */
+    size_t ack_len;
+    char *to_tag; /* see TXF_TO_TAG */
+    size_t to_tag_len;
+    void *user_data;
+};
+
+struct csip_txn_layer {
+    const csip_mem *mem;
+    csip_txn_callbacks cb;
+    void *user_data;
+    uint32_t t1, t2, t4, trying;
+    uint32_t max_txns;
+    csip_parse_opts popts;
+
+    csip_txn **buckets; /* power-of-two count */
+    size_t nbuckets;
+    size_t count;     /* live transactions */
+    uint64_t hkey[2]; /* hash key, from RAND_bytes */
+
+    csip_txn **heap;
+    size_t heap_len, heap_cap;
+
+    csip_txn_stats stats;
+    unsigned busy; /* callbacks running (re-entrant expiry runs are skipped) */
+    bool freeing;
+};
+
+/* ---- txn_table.c ------------------------------------------------------- */
+
+/* SipHash-1-3 of n bytes under key k; lower-cases ASCII letters first when `fold`. */
+uint64_t csip__txn_hash(const uint64_t k[2], const char *p, size_t n, bool fold);
+
+/* Allocates the initial table and heap. @return 0 or CSIP_ERR_NOMEM. */
+int csip__txn_table_init(csip_txn_layer *l);
+/* Frees the table and heap arrays (not the transactions). */
+void csip__txn_table_free(csip_txn_layer *l);
+/* Makes room for one more transaction in the heap (called before it exists).
+ * @return 0 or CSIP_ERR_NOMEM. */
+int csip__txn_reserve(csip_txn_layer *l);
+/* Links t (t->hash set) into its bucket; grows the table when it is loaded
+ * (a failed growth keeps the old table). */
+void csip__txn_table_insert(csip_txn_layer *l, csip_txn *t);
+/* Unlinks t from its bucket. */
+void csip__txn_table_remove(csip_txn_layer *l, csip_txn *t);
+/* The first transaction of the bucket for hash h (walk with ->hnext). */
+static inline csip_txn *csip__txn_bucket(const csip_txn_layer *l, uint64_t h)
+{
+    return l->buckets[h & (l->nbuckets - 1)];
+}
+/* Any live transaction, or NULL (used when freeing the layer). */
+csip_txn *csip__txn_table_any(const csip_txn_layer *l);
+
+/* Re-places t in the heap after its tm[] changed (adds, moves or removes it).
+ * Never allocates: csip__txn_reserve() made room when t was created. */
+void csip__txn_heap_update(csip_txn_layer *l, csip_txn *t);
+
+#endif

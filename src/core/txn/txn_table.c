@@ -1,0 +1,234 @@
+/*
+ * The transaction table (a chained hash table under a random SipHash key, so
+ * that a peer choosing branches cannot make one chain long) and the timer
+ * heap (a binary min-heap of transactions by earliest deadline, each knowing
+ * its index, so that re-arming a timer is one sift).
+ */
+#include "txn/txn_int.h"
+
+#include <string.h>
+
+#define INITIAL_BUCKETS 64u
+#define INITIAL_HEAP 64u
+
+/* ------------------------------------------------------------------------- */
+/* SipHash-1-3 (Aumasson and Bernstein): one compression round, three
+ * finalisation rounds, 64-bit output. Keyed, so collisions cannot be planned. */
+
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                                                   \
+    do {                                                                                           \
+        v0 += v1;                                                                                  \
+        v1 = ROTL(v1, 13);                                                                         \
+        v1 ^= v0;                                                                                  \
+        v0 = ROTL(v0, 32);                                                                         \
+        v2 += v3;                                                                                  \
+        v3 = ROTL(v3, 16);                                                                         \
+        v3 ^= v2;                                                                                  \
+        v0 += v3;                                                                                  \
+        v3 = ROTL(v3, 21);                                                                         \
+        v3 ^= v0;                                                                                  \
+        v2 += v1;                                                                                  \
+        v1 = ROTL(v1, 17);                                                                         \
+        v1 ^= v2;                                                                                  \
+        v2 = ROTL(v2, 32);                                                                         \
+    } while (0)
+
+static inline uint64_t load_word(const char *p, size_t n, bool fold)
+{
+    uint64_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)(fold ? csip__lower(p[i]) : p[i]);
+        m |= (uint64_t)c << (8 * i);
+    }
+    return m;
+}
+
+uint64_t csip__txn_hash(const uint64_t k[2], const char *p, size_t n, bool fold)
+{
+    uint64_t v0 = 0x736f6d6570736575ULL ^ k[0];
+    uint64_t v1 = 0x646f72616e646f6dULL ^ k[1];
+    uint64_t v2 = 0x6c7967656e657261ULL ^ k[0];
+    uint64_t v3 = 0x7465646279746573ULL ^ k[1];
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t m = load_word(p + i, 8, fold);
+        v3 ^= m;
+        SIPROUND;
+        v0 ^= m;
+    }
+    uint64_t b = ((uint64_t)n << 56) | load_word(p + i, n - i, fold);
+    v3 ^= b;
+    SIPROUND;
+    v0 ^= b;
+    v2 ^= 0xff;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Table */
+
+int csip__txn_table_init(csip_txn_layer *l)
+{
+    l->buckets = csip__malloc(l->mem, INITIAL_BUCKETS * sizeof *l->buckets);
+    l->heap = csip__malloc(l->mem, INITIAL_HEAP * sizeof *l->heap);
+    if (!l->buckets || !l->heap) {
+        csip__txn_table_free(l);
+        return CSIP_ERR_NOMEM;
+    }
+    memset(l->buckets, 0, INITIAL_BUCKETS * sizeof *l->buckets);
+    l->nbuckets = INITIAL_BUCKETS;
+    l->heap_cap = INITIAL_HEAP;
+    l->heap_len = 0;
+    return 0;
+}
+
+void csip__txn_table_free(csip_txn_layer *l)
+{
+    csip__free(l->mem, l->buckets);
+    csip__free(l->mem, l->heap);
+    l->buckets = NULL;
+    l->heap = NULL;
+    l->nbuckets = l->heap_cap = l->heap_len = 0;
+}
+
+int csip__txn_reserve(csip_txn_layer *l)
+{
+    if (l->count + 1 <= l->heap_cap)
+        return 0;
+    size_t cap = l->heap_cap * 2;
+    csip_txn **h = csip__realloc(l->mem, l->heap, cap * sizeof *h);
+    if (!h)
+        return CSIP_ERR_NOMEM;
+    l->heap = h;
+    l->heap_cap = cap;
+    return 0;
+}
+
+static void table_grow(csip_txn_layer *l)
+{
+    size_t n = l->nbuckets * 2;
+    csip_txn **b = csip__malloc(l->mem, n * sizeof *b);
+    if (!b)
+        return; /* longer chains, still correct */
+    memset(b, 0, n * sizeof *b);
+    for (size_t i = 0; i < l->nbuckets; i++) {
+        csip_txn *t = l->buckets[i];
+        while (t) {
+            csip_txn *next = t->hnext;
+            size_t j = t->hash & (n - 1);
+            t->hnext = b[j];
+            b[j] = t;
+            t = next;
+        }
+    }
+    csip__free(l->mem, l->buckets);
+    l->buckets = b;
+    l->nbuckets = n;
+}
+
+void csip__txn_table_insert(csip_txn_layer *l, csip_txn *t)
+{
+    if (l->count >= l->nbuckets)
+        table_grow(l);
+    size_t j = t->hash & (l->nbuckets - 1);
+    t->hnext = l->buckets[j];
+    l->buckets[j] = t;
+    l->count++;
+}
+
+void csip__txn_table_remove(csip_txn_layer *l, csip_txn *t)
+{
+    csip_txn **pp = &l->buckets[t->hash & (l->nbuckets - 1)];
+    while (*pp && *pp != t)
+        pp = &(*pp)->hnext;
+    if (*pp) {
+        *pp = t->hnext;
+        l->count--;
+    }
+    t->hnext = NULL;
+}
+
+csip_txn *csip__txn_table_any(const csip_txn_layer *l)
+{
+    for (size_t i = 0; i < l->nbuckets; i++)
+        if (l->buckets[i])
+            return l->buckets[i];
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Heap */
+
+static inline void heap_set(csip_txn_layer *l, size_t i, csip_txn *t)
+{
+    l->heap[i] = t;
+    t->heap_idx = (uint32_t)i;
+}
+
+static void sift_up(csip_txn_layer *l, size_t i)
+{
+    csip_txn *t = l->heap[i];
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (l->heap[parent]->due <= t->due)
+            break;
+        heap_set(l, i, l->heap[parent]);
+        i = parent;
+    }
+    heap_set(l, i, t);
+}
+
+static void sift_down(csip_txn_layer *l, size_t i)
+{
+    csip_txn *t = l->heap[i];
+    size_t n = l->heap_len;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n)
+            break;
+        if (c + 1 < n && l->heap[c + 1]->due < l->heap[c]->due)
+            c++;
+        if (t->due <= l->heap[c]->due)
+            break;
+        heap_set(l, i, l->heap[c]);
+        i = c;
+    }
+    heap_set(l, i, t);
+}
+
+void csip__txn_heap_update(csip_txn_layer *l, csip_txn *t)
+{
+    uint64_t due = TXN_NEVER;
+    for (int i = 0; i < TM__COUNT; i++)
+        if (t->tm[i] < due)
+            due = t->tm[i];
+    uint64_t old = t->due;
+    t->due = due;
+    if (t->heap_idx == TXN_NO_HEAP) {
+        if (due == TXN_NEVER)
+            return;
+        size_t i = l->heap_len++;
+        heap_set(l, i, t);
+        sift_up(l, i);
+        return;
+    }
+    size_t i = t->heap_idx;
+    if (due == TXN_NEVER) {
+        csip_txn *last = l->heap[--l->heap_len];
+        t->heap_idx = TXN_NO_HEAP;
+        if (last != t) {
+            heap_set(l, i, last);
+            sift_down(l, i);
+            sift_up(l, last->heap_idx);
+        }
+        return;
+    }
+    if (due < old)
+        sift_up(l, i);
+    else if (due > old)
+        sift_down(l, i);
+}
