@@ -504,9 +504,9 @@ static int parse(const void *data, size_t size, const csip_parse_opts *opts, csi
         if (err->offset > size)
             fail("parse error offset past the input", (int)err->offset, (int)size);
     }
-    /* err->header points into the message's copy of the input: readable only while it lives. */
-    if (*m != NULL)
-        touch(err->header);
+    /* err->header must stay readable after the call: it points into the message when
+     * there is one, and is absent (or into the caller's input) when there is none. */
+    touch(err->header);
     return rc;
 }
 
