@@ -8,12 +8,14 @@
 #include <string.h>
 
 #define SIM_MAX_EPS 16
+#define SIM_MAX_ADDRS 4
 #define SIM_NEVER UINT64_MAX
 
 struct sim_ep {
     sim *s;
     int idx;
-    csip_addr addr;
+    csip_addr addr[SIM_MAX_ADDRS]; /* addr[0] first */
+    int naddr;
     csip_txn_layer *layer;
     csip_txn_callbacks tu;
     void *tu_ud;
@@ -22,6 +24,7 @@ struct sim_ep {
 typedef struct sim_item {
     uint64_t t, seq;
     sim_ep *from, *to; /* packet; from NULL for an action */
+    csip_addr src;     /* the sender's address on the packet's transport */
     char *data;
     size_t len;
     sim_action_fn fn;
@@ -177,18 +180,30 @@ static bool partitioned(const sim *s, int a, int b, uint64_t t)
 static sim_ep *route(const sim *s, const csip_addr *dst)
 {
     for (int i = 0; i < s->neps; i++)
-        if (csip_addr_equal(&s->eps[i]->addr, dst))
-            return s->eps[i];
+        for (int k = 0; k < s->eps[i]->naddr; k++)
+            if (csip_addr_equal(&s->eps[i]->addr[k], dst))
+                return s->eps[i];
     return NULL;
 }
 
-static void schedule(sim *s, sim_ep *from, sim_ep *to, const void *data, size_t len, uint64_t at)
+/* The sender's address for a message over transport tp. */
+static const csip_addr *source_for(const sim_ep *ep, uint8_t tp)
+{
+    for (int k = 0; k < ep->naddr; k++)
+        if (ep->addr[k].transport == tp)
+            return &ep->addr[k];
+    return &ep->addr[0];
+}
+
+static void schedule(sim *s, sim_ep *from, sim_ep *to, uint8_t tp, const void *data, size_t len,
+                     uint64_t at)
 {
     sim_item it;
     memset(&it, 0, sizeof it);
     it.t = at;
     it.from = from;
     it.to = to;
+    it.src = *source_for(from, tp);
     it.data = xmalloc(len);
     memcpy(it.data, data, len);
     it.len = len;
@@ -220,7 +235,7 @@ static int sim_send(csip_txn_layer *layer, const csip_addr *dst, const void *dat
             at = *last;
         *last = at;
         trace(s, SIM_SENT, from, to, data, len);
-        schedule(s, from, to, data, len, at);
+        schedule(s, from, to, dst->transport, data, len, at);
         return 0;
     }
     if (l->loss > 0 && sim_uniform(s) < l->loss) {
@@ -230,9 +245,9 @@ static int sim_send(csip_txn_layer *layer, const csip_addr *dst, const void *dat
     trace(s, SIM_SENT, from, to, data, len);
     if (l->reorder > 0 && sim_uniform(s) < l->reorder)
         at += sim_range(s, 1, l->reorder_ms ? l->reorder_ms : 1);
-    schedule(s, from, to, data, len, at);
+    schedule(s, from, to, dst->transport, data, len, at);
     if (l->dup > 0 && sim_uniform(s) < l->dup)
-        schedule(s, from, to, data, len,
+        schedule(s, from, to, dst->transport, data, len,
                  s->now + l->delay_ms + sim_range(s, 0, l->jitter_ms + l->reorder_ms));
     return 0;
 }
@@ -241,7 +256,7 @@ static void deliver(sim *s, sim_item *it)
 {
     sim_ep *to = it->to;
     trace(s, SIM_DELIVERED, it->from, to, it->data, it->len);
-    csip_addr src = it->from->addr;
+    csip_addr src = it->src;
     if (csip_transport_reliable((csip_transport)src.transport))
         src.conn = (uint64_t)(it->from->idx + 1) << 16 | (uint64_t)(to->idx + 1);
     (void)csip_txn_layer_recv(to->layer, it->data, it->len, &src, s->now);
@@ -325,10 +340,11 @@ sim_ep *sim_endpoint(sim *s, const char *ip, uint16_t port, csip_transport tp,
     memset(ep, 0, sizeof *ep);
     ep->s = s;
     ep->idx = s->neps;
-    if (csip_addr_set_ip(&ep->addr, csip_str_c(ip)) != 0)
+    if (csip_addr_set_ip(&ep->addr[0], csip_str_c(ip)) != 0)
         abort();
-    ep->addr.port = port;
-    ep->addr.transport = (uint8_t)tp;
+    ep->addr[0].port = port;
+    ep->addr[0].transport = (uint8_t)tp;
+    ep->naddr = 1;
     if (tu)
         ep->tu = *tu;
     ep->tu_ud = tu_ud;
@@ -345,9 +361,26 @@ csip_txn_layer *sim_layer(const sim_ep *ep)
     return ep->layer;
 }
 
+void sim_endpoint_alias(sim_ep *ep, const char *ip, uint16_t port, csip_transport tp)
+{
+    if (ep->naddr == SIM_MAX_ADDRS)
+        abort();
+    csip_addr *a = &ep->addr[ep->naddr++];
+    memset(a, 0, sizeof *a);
+    if (csip_addr_set_ip(a, csip_str_c(ip)) != 0)
+        abort();
+    a->port = port;
+    a->transport = (uint8_t)tp;
+}
+
 const csip_addr *sim_addr(const sim_ep *ep)
 {
-    return &ep->addr;
+    return &ep->addr[0];
+}
+
+const csip_addr *sim_addr_tp(const sim_ep *ep, csip_transport tp)
+{
+    return source_for(ep, (uint8_t)tp);
 }
 
 sim_ep *sim_ep_of(const sim *s, const csip_txn_layer *l)
@@ -450,12 +483,12 @@ csip_msg *sim_request(const sim_ep *from, const csip_addr *to, const char *metho
                       const char *extra)
 {
     char me[64], them[64], ruri[128], via[192], fromv[160], tov[160];
-    if (csip_addr_format(&from->addr, me, sizeof me) < 0 ||
-        csip_addr_format(to, them, sizeof them) < 0)
+    const csip_addr *src = source_for(from, to->transport);
+    if (csip_addr_format(src, me, sizeof me) < 0 || csip_addr_format(to, them, sizeof them) < 0)
         abort();
     snprintf(ruri, sizeof ruri, "sip:%s@%s", user, them);
     snprintf(via, sizeof via, "SIP/2.0/%s %s;branch=%s;rport",
-             csip_transport_name((csip_transport)from->addr.transport), me, branch);
+             csip_transport_name((csip_transport)src->transport), me, branch);
     snprintf(fromv, sizeof fromv, "<sip:a@%s>;tag=ft", me);
     snprintf(tov, sizeof tov, "<%s>%s%s", ruri, to_tag ? ";tag=" : "", to_tag ? to_tag : "");
     csip_request_spec spec;

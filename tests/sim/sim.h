@@ -78,8 +78,12 @@ uint32_t sim_range(sim *s, uint32_t lo, uint32_t hi);
  */
 sim_ep *sim_endpoint(sim *s, const char *ip, uint16_t port, csip_transport tp,
                      const csip_txn_opts *opts, const csip_txn_callbacks *tu, void *tu_ud);
+/** Gives ep another address (e.g. the same IP and port over another transport). */
+void sim_endpoint_alias(sim_ep *ep, const char *ip, uint16_t port, csip_transport tp);
 csip_txn_layer *sim_layer(const sim_ep *ep);
+/** The endpoint's first address; its address over transport tp (the first when none). */
 const csip_addr *sim_addr(const sim_ep *ep);
+const csip_addr *sim_addr_tp(const sim_ep *ep, csip_transport tp);
 /** The endpoint whose layer is l. */
 sim_ep *sim_ep_of(const sim *s, const csip_txn_layer *l);
 
@@ -106,7 +110,7 @@ bool sim_idle(const sim *s);
 
 /**
  * Builds a request from endpoint `from` to address `to`: Request-URI
- * sip:user@to, a Via with from's address and transport, the branch given and
+ * sip:user@to, a Via with from's address over to's transport, the branch and
  * ";rport", From sip:a@from with tag "ft", To sip:user@to (to_tag appended
  * when not NULL), the Call-ID and CSeq given, and `extra` header lines (each
  * ending in CRLF, or NULL). Aborts on failure (tests only).

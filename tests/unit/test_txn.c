@@ -1,0 +1,1153 @@
+/*
+ * The transaction layer driven directly: a capturing send callback and a fake
+ * clock, no network. Matching (RFC 3261 §17.1.3, §17.2.3, the RFC 2543
+ * fallback, CANCEL §9.2), the ACK of a non-2xx (§17.1.1.3), stray responses,
+ * stateless answers to malformed requests and overload, where responses go
+ * (§18.2.2, RFC 3581), the API's error paths and ownership, failing
+ * allocations, and many transactions at once.
+ */
+#include "check.h"
+
+#define MAX_CAP 64
+
+typedef struct sent {
+    csip_addr dst;
+    char *data;
+    size_t len;
+} sent;
+
+typedef struct cap {
+    sent out[MAX_CAP];
+    int nout;
+    int fail_send;         /* send returns an error while set */
+    csip_txn *st[MAX_CAP]; /* on_request (NULL for a transaction-less request) */
+    char req_method[MAX_CAP][16];
+    int nreq;
+    int resp_status[MAX_CAP];
+    bool resp_null[MAX_CAP];
+    csip_txn *resp_txn[MAX_CAP];
+    int nresp;
+    int nstray;
+    csip_txn *term[MAX_CAP];
+    csip_txn_end term_why[MAX_CAP];
+    int nterm;
+    /* behaviours */
+    int answer;   /* on_request: respond with this status at once (0 = no) */
+    bool reenter; /* callbacks call csip_txn_layer_handle_expiry */
+    csip_txn_layer *layer;
+} cap;
+
+static cap C;
+static long g_budget; /* test_failing_alloc: allocations left */
+
+static int cap_send(csip_txn_layer *l, const csip_addr *dst, const void *data, size_t len, void *ud)
+{
+    (void)l;
+    (void)ud;
+    if (C.fail_send)
+        return CSIP_ERR_CALLBACK_FAILURE;
+    if (C.nout < MAX_CAP) {
+        sent *s = &C.out[C.nout++];
+        s->dst = *dst;
+        s->data = malloc(len + 1);
+        memcpy(s->data, data, len);
+        s->data[len] = 0;
+        s->len = len;
+    }
+    return 0;
+}
+
+static void cap_request(csip_txn_layer *l, csip_txn *st, const csip_msg *req, const csip_addr *src,
+                        void *ud)
+{
+    (void)src;
+    (void)ud;
+    if (C.nreq < MAX_CAP) {
+        C.st[C.nreq] = st;
+        csip_str m = csip_msg_method_name(req);
+        snprintf(C.req_method[C.nreq], sizeof C.req_method[0], "%.*s", (int)m.len, m.p);
+        C.nreq++;
+    }
+    if (C.reenter)
+        csip_txn_layer_handle_expiry(l, UINT64_MAX - 1); /* ignored: a callback is running */
+    if (st && C.answer) {
+        csip_msg *resp = NULL;
+        if (csip_response_for(req, C.answer, NULL, CSIP_STR("srv"), NULL, &resp) == 0) {
+            int rc = csip_txn_respond(st, resp, 0);
+            EXPECT_TRUE(rc == 0 || (rc == CSIP_ERR_NOMEM && g_budget <= 0));
+        }
+    }
+}
+
+static void cap_response(csip_txn_layer *l, csip_txn *ct, const csip_msg *resp, int status,
+                         void *ud)
+{
+    (void)ud;
+    if (C.nresp < MAX_CAP) {
+        C.resp_status[C.nresp] = status;
+        C.resp_null[C.nresp] = resp == NULL;
+        C.resp_txn[C.nresp] = ct;
+        C.nresp++;
+    }
+    if (C.reenter)
+        csip_txn_layer_handle_expiry(l, UINT64_MAX - 1);
+}
+
+static void cap_stray(csip_txn_layer *l, const csip_msg *resp, const csip_addr *src, void *ud)
+{
+    (void)l;
+    (void)resp;
+    (void)src;
+    (void)ud;
+    C.nstray++;
+}
+
+static void cap_term(csip_txn_layer *l, csip_txn *t, csip_txn_end why, void *ud)
+{
+    (void)l;
+    (void)ud;
+    if (C.nterm < MAX_CAP) {
+        C.term[C.nterm] = t;
+        C.term_why[C.nterm] = why;
+        C.nterm++;
+    }
+}
+
+static const csip_txn_callbacks CB = {cap_send, cap_request, cap_response, cap_stray, cap_term};
+
+static void reset_out(void)
+{
+    for (int i = 0; i < C.nout; i++)
+        free(C.out[i].data);
+    C.nout = 0;
+}
+
+static csip_txn_layer *setup(const csip_txn_opts *opts)
+{
+    reset_out();
+    memset(&C, 0, sizeof C);
+    csip_txn_layer *l = NULL;
+    if (csip_txn_layer_new(opts, &CB, NULL, &l) != 0)
+        abort();
+    C.layer = l;
+    return l;
+}
+
+static void teardown(csip_txn_layer *l)
+{
+    csip_txn_layer_free(l);
+    reset_out();
+}
+
+static csip_addr addr(const char *ip, uint16_t port, csip_transport tp)
+{
+    csip_addr a;
+    memset(&a, 0, sizeof a);
+    if (csip_addr_set_ip(&a, csip_str_c(ip)) != 0)
+        abort();
+    a.port = port;
+    a.transport = (uint8_t)tp;
+    return a;
+}
+
+static char *addr_str(const csip_addr *a)
+{
+    static char buf[64];
+    if (csip_addr_format(a, buf, sizeof buf) < 0)
+        snprintf(buf, sizeof buf, "?");
+    return buf;
+}
+
+static csip_msg *parse(const char *text)
+{
+    csip_msg *m = NULL;
+    if (csip_msg_parse(text, strlen(text), NULL, &m, NULL) != 0)
+        abort();
+    return m;
+}
+
+static int feed(csip_txn_layer *l, const char *text, const csip_addr *src, uint64_t now)
+{
+    return csip_txn_layer_recv(l, text, strlen(text), src, now);
+}
+
+/* A request with one Via; method, branch param string (";branch=..." or ""),
+ * From tag, To tag ("" for none), CSeq number. */
+static char *req_text(const char *method, const char *via, const char *ftag, const char *ttag,
+                      unsigned cseq, const char *cseq_method)
+{
+    static char buf[2048];
+    snprintf(buf, sizeof buf,
+             "%s sip:bob@example.com SIP/2.0\r\n"
+             "Via: %s\r\n"
+             "Max-Forwards: 70\r\n"
+             "From: <sip:alice@example.com>;tag=%s\r\n"
+             "To: <sip:bob@example.com>%s%s\r\n"
+             "Call-ID: c1@example.com\r\n"
+             "CSeq: %u %s\r\n"
+             "Content-Length: 0\r\n\r\n",
+             method, via, ftag, ttag[0] ? ";tag=" : "", ttag, cseq,
+             cseq_method ? cseq_method : method);
+    return buf;
+}
+
+#define VIA1 "SIP/2.0/UDP 192.0.2.9:5080;branch=z9hG4bKaaa"
+
+static int respond(csip_txn *st, int code, uint64_t now);
+
+/* ------------------------------------------------------------------------- */
+
+static void test_branch(void)
+{
+    char a[30], b[30];
+    ASSERT_EQ(csip_txn_new_branch(a, sizeof a), 29);
+    ASSERT_EQ(csip_txn_new_branch(b, sizeof b), 29);
+    EXPECT_EQ(strncmp(a, "z9hG4bK", 7), 0);
+    EXPECT_EQ(strlen(a), 29);
+    EXPECT_NE(strcmp(a, b), 0);
+    for (int i = 7; i < 29; i++) {
+        char ch = a[i];
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '-' || ch == '_';
+        EXPECT_TRUE(ok);
+    }
+    EXPECT_EQ(csip_txn_new_branch(a, 29), CSIP_ERR_BUFFER_TOO_SMALL);
+    EXPECT_EQ(csip_txn_new_branch(NULL, 64), CSIP_ERR_BUFFER_TOO_SMALL);
+}
+
+static void test_layer_api(void)
+{
+    csip_txn_layer *l = NULL;
+    csip_txn_callbacks none;
+    memset(&none, 0, sizeof none);
+    EXPECT_EQ(csip_txn_layer_new(NULL, &none, NULL, &l), CSIP_ERR_INVALID_ARG);
+    EXPECT_TRUE(l == NULL);
+    EXPECT_EQ(csip_txn_layer_new(NULL, NULL, NULL, &l), CSIP_ERR_INVALID_ARG);
+    l = setup(NULL);
+    EXPECT_EQ(csip_txn_layer_next_expiry(l), UINT64_MAX);
+    EXPECT_EQ(csip_txn_layer_count(l), 0);
+    csip_txn_layer_handle_expiry(l, 1000); /* nothing due: nothing happens */
+    csip_addr src = addr("192.0.2.9", 5080, CSIP_TP_UDP);
+    EXPECT_EQ(csip_txn_layer_recv(l, NULL, 5, &src, 0), CSIP_ERR_INVALID_ARG);
+    EXPECT_EQ(csip_txn_layer_recv(l, "x", 1, NULL, 0), CSIP_ERR_INVALID_ARG);
+    csip_txn_layer_free(NULL);
+    EXPECT_EQ(csip_txn_layer_count(NULL), 0);
+    teardown(l);
+}
+
+static void test_client_errors(void)
+{
+    csip_txn_layer *l = setup(NULL);
+    csip_addr dst = addr("192.0.2.2", 5060, CSIP_TP_UDP);
+    csip_txn *ct = (csip_txn *)&ct;
+    /* every refused request is freed (LeakSanitizer checks) */
+    EXPECT_EQ(
+        csip_txn_client_new(l, parse(req_text("ACK", VIA1, "f", "", 1, NULL)), &dst, NULL, 0, &ct),
+        CSIP_ERR_INVALID_ARG);
+    EXPECT_TRUE(ct == NULL);
+    EXPECT_EQ(csip_txn_client_new(l,
+                                  parse("SIP/2.0 200 OK\r\nVia: " VIA1 "\r\nFrom: <sip:a@b>;tag=1"
+                                        "\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n"
+                                        "Content-Length: 0\r\n\r\n"),
+                                  &dst, NULL, 0, &ct),
+              CSIP_ERR_INVALID_ARG);
+    EXPECT_EQ(
+        csip_txn_client_new(l, parse(req_text("OPTIONS", "SIP/2.0/UDP h:5060", "f", "", 1, NULL)),
+                            &dst, NULL, 0, &ct),
+        CSIP_ERR_INVALID_ARG); /* no branch */
+    EXPECT_EQ(csip_txn_client_new(
+                  l, parse(req_text("OPTIONS", "SIP/2.0/UDP h:5060;branch=1234", "f", "", 1, NULL)),
+                  &dst, NULL, 0, &ct),
+              CSIP_ERR_INVALID_ARG); /* no magic cookie */
+    EXPECT_EQ(csip_txn_client_new(l, parse(req_text("OPTIONS", VIA1, "f", "", 1, NULL)), NULL, NULL,
+                                  0, &ct),
+              CSIP_ERR_INVALID_ARG);
+    EXPECT_EQ(csip_txn_client_new(NULL, parse(req_text("OPTIONS", VIA1, "f", "", 1, NULL)), &dst,
+                                  NULL, 0, &ct),
+              CSIP_ERR_INVALID_ARG);
+    EXPECT_EQ(csip_txn_client_new(l, NULL, &dst, NULL, 0, &ct), CSIP_ERR_INVALID_ARG);
+    ASSERT_OK(csip_txn_client_new(l, parse(req_text("OPTIONS", VIA1, "f", "", 1, NULL)), &dst,
+                                  (void *)&dst, 0, &ct));
+    ASSERT_TRUE(ct != NULL);
+    EXPECT_EQ(csip_txn_kind_of(ct), CSIP_TXN_NON_INVITE_CLIENT);
+    EXPECT_EQ(csip_txn_state_of(ct), CSIP_TXN_TRYING);
+    EXPECT_TRUE(csip_txn_user_data(ct) == (void *)&dst);
+    csip_txn_set_user_data(ct, NULL);
+    EXPECT_TRUE(csip_txn_user_data(ct) == NULL);
+    EXPECT_TRUE(csip_txn_layer_of(ct) == l);
+    EXPECT_TRUE(csip_addr_equal(csip_txn_peer(ct), &dst));
+    EXPECT_EQ(csip_msg_method(csip_txn_request(ct)), CSIP_METHOD_OPTIONS);
+    /* the same branch and method again: refused; the same branch with CANCEL: fine
+     * (a CANCEL carries the branch of the request it cancels) */
+    csip_txn *dup = NULL;
+    EXPECT_EQ(csip_txn_client_new(l, parse(req_text("OPTIONS", VIA1, "f", "", 1, NULL)), &dst, NULL,
+                                  0, &dup),
+              CSIP_ERR_INVALID_ARG);
+    EXPECT_EQ(csip_txn_client_new(
+                  l,
+                  parse(req_text("OPTIONS", "SIP/2.0/UDP h;branch=Z9HG4BKAAA", "f", "", 1, NULL)),
+                  &dst, NULL, 0, &dup),
+              CSIP_ERR_INVALID_ARG); /* branches compare without case (RFC 3261 §7.3.1) */
+    ASSERT_OK(csip_txn_client_new(l, parse(req_text("CANCEL", VIA1, "f", "", 1, NULL)), &dst, NULL,
+                                  0, &dup));
+    EXPECT_EQ(csip_txn_layer_count(l), 2);
+    EXPECT_EQ(C.nout, 2);
+    /* a response to the OPTIONS is not one to the CANCEL */
+    csip_addr from = addr("192.0.2.2", 5060, CSIP_TP_UDP);
+    EXPECT_OK(feed(l,
+                   "SIP/2.0 200 OK\r\nVia: " VIA1 "\r\nFrom: <sip:alice@example.com>;tag=f\r\n"
+                   "To: <sip:bob@example.com>;tag=t\r\nCall-ID: c1@example.com\r\n"
+                   "CSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n",
+                   &from, 10));
+    ASSERT_EQ(C.nresp, 1);
+    EXPECT_TRUE(C.resp_txn[0] == dup);
+    EXPECT_EQ(csip_txn_state_of(dup), CSIP_TXN_COMPLETED);
+    EXPECT_EQ(csip_txn_state_of(ct), CSIP_TXN_TRYING);
+    teardown(l);
+    EXPECT_EQ(C.nterm, 2);
+    EXPECT_EQ(C.term_why[0], CSIP_TXN_END_DESTROYED);
+    EXPECT_EQ(C.term_why[1], CSIP_TXN_END_DESTROYED);
+}
+
+static void test_ack_for_non2xx(void)
+{
+    csip_txn_layer *l = setup(NULL);
+    csip_addr dst = addr("192.0.2.2", 5060, CSIP_TP_UDP);
+    /* a proxy's request: its own Via on top of the UAC's, a route set, a body */
+    const char *inv = "INVITE sip:bob@example.com;transport=udp SIP/2.0\r\n"
+                      "Via: SIP/2.0/UDP proxy.example.com;branch=z9hG4bKpx1\r\n"
+                      "Via: SIP/2.0/UDP 192.0.2.9:5080;branch=z9hG4bKuac;received=192.0.2.9\r\n"
+                      "Max-Forwards: 69\r\n"
+                      "Route: <sip:p1.example.com;lr>\r\n"
+                      "From: \"Alice\" <sip:alice@example.com>;tag=f1\r\n"
+                      "To: <sip:bob@example.com>\r\n"
+                      "Call-ID: c1@example.com\r\n"
+                      "CSeq: 4711 INVITE\r\n"
+                      "Route: <sip:p2.example.com;lr>, <sip:p3.example.com;lr>\r\n"
+                      "Contact: <sip:alice@192.0.2.9:5080>\r\n"
+                      "Content-Type: application/sdp\r\n"
+                      "Content-Length: 4\r\n\r\nv=0\n";
+    csip_txn *ct = NULL;
+    ASSERT_OK(csip_txn_client_new(l, parse(inv), &dst, NULL, 0, &ct));
+    ASSERT_EQ(C.nout, 1);
+    EXPECT_EQ(csip_txn_state_of(ct), CSIP_TXN_CALLING);
+    const char *busy = "SIP/2.0 486 Busy Here\r\n"
+                       "Via: SIP/2.0/UDP proxy.example.com;branch=z9hG4bKpx1\r\n"
+                       "Via: SIP/2.0/UDP 192.0.2.9:5080;branch=z9hG4bKuac;received=192.0.2.9\r\n"
+                       "From: \"Alice\" <sip:alice@example.com>;tag=f1\r\n"
+                       "To: <sip:bob@example.com>;tag=b7\r\n"
+                       "Call-ID: c1@example.com\r\n"
+                       "CSeq: 4711 INVITE\r\n"
+                       "Content-Length: 0\r\n\r\n";
+    csip_addr from = addr("192.0.2.2", 5060, CSIP_TP_UDP);
+    EXPECT_OK(feed(l, busy, &from, 300));
+    ASSERT_EQ(C.nresp, 1);
+    EXPECT_EQ(C.resp_status[0], 486);
+    EXPECT_EQ(csip_txn_state_of(ct), CSIP_TXN_COMPLETED);
+    ASSERT_EQ(C.nout, 2);
+    EXPECT_TRUE(csip_addr_equal(&C.out[1].dst, &dst));
+    csip_msg *ack = NULL;
+    ASSERT_OK(csip_msg_parse(C.out[1].data, C.out[1].len, NULL, &ack, NULL));
+    EXPECT_OK(csip_msg_validate(ack, NULL));
+    EXPECT_EQ(csip_msg_method(ack), CSIP_METHOD_ACK);
+    EXPECT_STR(csip_msg_ruri_raw(ack), "sip:bob@example.com;transport=udp");
+    size_t nvia = 0;
+    EXPECT_OK(csip_msg_via_count(ack, &nvia));
+    EXPECT_EQ(nvia, 1); /* the top Via of the request only */
+    const csip_via *v;
+    ASSERT_OK(csip_msg_via(ack, 0, &v));
+    EXPECT_STR(v->raw, "SIP/2.0/UDP proxy.example.com;branch=z9hG4bKpx1");
+    EXPECT_STR(csip_msg_hdr_find(ack, CSIP_HDR_FROM)->value,
+               "\"Alice\" <sip:alice@example.com>;tag=f1");
+    EXPECT_STR(csip_msg_hdr_find(ack, CSIP_HDR_TO)->value, "<sip:bob@example.com>;tag=b7");
+    csip_str cid;
+    EXPECT_OK(csip_msg_call_id(ack, &cid));
+    EXPECT_STR(cid, "c1@example.com");
+    const csip_cseq *cs;
+    ASSERT_OK(csip_msg_cseq(ack, &cs));
+    EXPECT_EQ(cs->number, 4711);
+    EXPECT_STR(cs->method, "ACK");
+    const csip_nameaddr *routes;
+    size_t nr = 0;
+    ASSERT_OK(csip_msg_nameaddrs(ack, CSIP_HDR_ROUTE, &routes, &nr));
+    ASSERT_EQ(nr, 3);
+    EXPECT_STR(routes[0].uri.host, "p1.example.com");
+    EXPECT_STR(routes[2].uri.host, "p3.example.com");
+    EXPECT_TRUE(csip_msg_hdr_find(ack, CSIP_HDR_CONTACT) == NULL);
+    EXPECT_EQ(csip_msg_body(ack).len, 0);
+    uint32_t mf = 0;
+    EXPECT_OK(csip_msg_max_forwards(ack, &mf));
+    EXPECT_EQ(mf, 70);
+    csip_msg_free(ack);
+
+    /* a retransmission of the 486: the same ACK again, nothing to the TU */
+    EXPECT_OK(feed(l, busy, &from, 800));
+    EXPECT_EQ(C.nresp, 1);
+    ASSERT_EQ(C.nout, 3);
+    EXPECT_EQ(C.out[2].len, C.out[1].len);
+    EXPECT_EQ(memcmp(C.out[2].data, C.out[1].data, C.out[1].len), 0);
+    /* Timer D: 32 s */
+    EXPECT_EQ(csip_txn_layer_next_expiry(l), 300 + 32000);
+    csip_txn_layer_handle_expiry(l, 32299);
+    EXPECT_EQ(C.nterm, 0);
+    csip_txn_layer_handle_expiry(l, 32300);
+    ASSERT_EQ(C.nterm, 1);
+    EXPECT_EQ(C.term_why[0], CSIP_TXN_END_NORMAL);
+    EXPECT_EQ(csip_txn_layer_count(l), 0);
+    csip_txn_stats st;
+    csip_txn_layer_stats(l, &st);
+    EXPECT_EQ(st.absorbed, 1);
+    EXPECT_EQ(st.retransmitted, 1);
+    EXPECT_EQ(st.sent, 3);
+    EXPECT_EQ(st.received, 2);
+    teardown(l);
+}
+
+static void test_stray_and_client_matching(void)
+{
+    csip_txn_layer *l = setup(NULL);
+    csip_addr dst = addr("192.0.2.2", 5060, CSIP_TP_UDP);
+    csip_txn *inv = NULL;
+    ASSERT_OK(csip_txn_client_new(l, parse(req_text("INVITE", VIA1, "f", "", 1, NULL)), &dst, NULL,
+                                  0, &inv));
+#define fmt                                                                                        \
+    "SIP/2.0 %d X\r\nVia: %s\r\nFrom: <sip:alice@example.com>;tag=f\r\n"                           \
+    "To: <sip:bob@example.com>;tag=t\r\nCall-ID: c1@example.com\r\n"                               \
+    "CSeq: 1 %s\r\nContent-Length: 0\r\n\r\n"
+    char buf[1024];
+    /* another branch; the same branch with another CSeq method: stray */
+    snprintf(buf, sizeof buf, fmt, 200, "SIP/2.0/UDP 192.0.2.9:5080;branch=z9hG4bKbbb", "INVITE");
+    EXPECT_OK(feed(l, buf, &dst, 1));
+    snprintf(buf, sizeof buf, fmt, 200, VIA1, "OPTIONS");
+    EXPECT_OK(feed(l, buf, &dst, 2));
+    snprintf(buf, sizeof buf, fmt, 200, "SIP/2.0/UDP 192.0.2.9:5080", "INVITE");
+    EXPECT_OK(feed(l, buf, &dst, 3));
+    EXPECT_EQ(C.nstray, 3);
+    EXPECT_EQ(C.nresp, 0);
+    /* the branch compares without case */
+    snprintf(buf, sizeof buf, fmt, 180, "SIP/2.0/UDP 192.0.2.9:5080;branch=Z9HG4BKAAA", "INVITE");
+    EXPECT_OK(feed(l, buf, &dst, 4));
+    ASSERT_EQ(C.nresp, 1);
+    EXPECT_EQ(C.resp_status[0], 180);
+    EXPECT_EQ(csip_txn_state_of(inv), CSIP_TXN_PROCEEDING);
+    /* Timers A and B are gone in Proceeding */
+    EXPECT_EQ(csip_txn_layer_next_expiry(l), UINT64_MAX);
+    /* 2xx: Accepted; every 2xx goes up, other responses are absorbed */
+    snprintf(buf, sizeof buf, fmt, 200, VIA1, "INVITE");
+    EXPECT_OK(feed(l, buf, &dst, 5));
+    EXPECT_EQ(csip_txn_state_of(inv), CSIP_TXN_ACCEPTED);
+    EXPECT_OK(feed(l, buf, &dst, 6));
+    snprintf(buf, sizeof buf, fmt, 486, VIA1, "INVITE");
+    EXPECT_OK(feed(l, buf, &dst, 7));
+    snprintf(buf, sizeof buf, fmt, 183, VIA1, "INVITE");
+    EXPECT_OK(feed(l, buf, &dst, 8));
+    ASSERT_EQ(C.nresp, 3);
+    EXPECT_EQ(C.resp_status[1], 200);
+    EXPECT_EQ(C.resp_status[2], 200);
+    EXPECT_EQ(C.nout, 1); /* the transaction never ACKs a 2xx */
+    /* a malformed response is dropped */
+    EXPECT_OK(feed(l,
+                   "SIP/2.0 200 OK\r\nVia: " VIA1 "\r\nCall-ID: c1@example.com\r\n"
+                   "CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+                   &dst, 9));
+    csip_txn_stats st;
+    csip_txn_layer_stats(l, &st);
+    EXPECT_EQ(st.stray_responses, 3);
+    EXPECT_EQ(st.malformed_dropped, 1);
+    EXPECT_EQ(st.malformed_answered, 0);
+    EXPECT_EQ(st.absorbed, 2);
+    EXPECT_EQ(C.nresp, 3);
+    /* Timer M: 64*T1 after the first 2xx */
+    EXPECT_EQ(csip_txn_layer_next_expiry(l), 5 + 32000);
+    csip_txn_layer_handle_expiry(l, 5 + 32000);
+    EXPECT_EQ(C.nterm, 1);
+    teardown(l);
+#undef fmt
+}
+
+static void test_server_matching(void)
+{
+    csip_txn_layer *l = setup(NULL);
+    csip_addr src = addr("192.0.2.9", 5080, CSIP_TP_UDP);
+    char inv[2048];
+    snprintf(inv, sizeof inv, "%s", req_text("INVITE", VIA1, "f", "", 1, NULL));
+    EXPECT_OK(feed(l, inv, &src, 0));
+    ASSERT_EQ(C.nreq, 1);
+    csip_txn *st = C.st[0];
+    ASSERT_TRUE(st != NULL);
+    EXPECT_EQ(csip_txn_kind_of(st), CSIP_TXN_INVITE_SERVER);
+    EXPECT_EQ(csip_txn_state_of(st), CSIP_TXN_PROCEEDING);
+    EXPECT_TRUE(csip_addr_equal(csip_txn_peer(st), &src));
+    /* a retransmission: absorbed, and 100 Trying at once since the TU has not answered */
+    EXPECT_OK(feed(l, inv, &src, 50));
+    EXPECT_EQ(C.nreq, 1);
+    ASSERT_EQ(C.nout, 1);
+    EXPECT_EQ(strncmp(C.out[0].data, "SIP/2.0 100 ", 12), 0);
+    EXPECT_TRUE(strstr(C.out[0].data, ";tag=") == NULL ||
+                strstr(C.out[0].data, "tag=f") != NULL); /* no To tag on 100 */
+    /* another sent-by with the same branch: another transaction */
+    EXPECT_OK(feed(
+        l, req_text("INVITE", "SIP/2.0/UDP 192.0.2.10:5080;branch=z9hG4bKaaa", "f", "", 1, NULL),
+        &src, 60));
+    EXPECT_EQ(C.nreq, 2);
+    /* the same branch and sent-by, another method: another transaction (CANCEL) */
+    EXPECT_OK(feed(l, req_text("CANCEL", VIA1, "f", "", 1, NULL), &src, 70));
+    ASSERT_EQ(C.nreq, 3);
+    EXPECT_CSTR(C.req_method[2], "CANCEL");
+    csip_txn *cst = C.st[2];
+    EXPECT_EQ(csip_txn_kind_of(cst), CSIP_TXN_NON_INVITE_SERVER);
+    EXPECT_TRUE(csip_txn_layer_find_invite(l, csip_txn_request(cst)) == st);
+    /* a CANCEL from another sent-by, or a request that is not a CANCEL, finds nothing */
+    csip_msg *other = parse(
+        req_text("CANCEL", "SIP/2.0/UDP 192.0.2.11:5080;branch=z9hG4bKaaa", "f", "", 1, NULL));
+    EXPECT_TRUE(csip_txn_layer_find_invite(l, other) == NULL);
+    csip_msg_free(other);
+    EXPECT_TRUE(csip_txn_layer_find_invite(l, csip_txn_request(st)) == NULL);
+    EXPECT_TRUE(csip_txn_layer_find_invite(l, NULL) == NULL);
+    /* the TU answers the CANCEL 200 and the INVITE 487 (§9.2) */
+    EXPECT_OK(respond(cst, 200, 80));
+    EXPECT_OK(respond(st, 487, 80));
+    EXPECT_EQ(csip_txn_state_of(st), CSIP_TXN_COMPLETED);
+    int n = C.nout;
+    /* an INVITE retransmission in Completed: the 487 again */
+    EXPECT_OK(feed(l, inv, &src, 90));
+    ASSERT_EQ(C.nout, n + 1);
+    EXPECT_EQ(strncmp(C.out[n].data, "SIP/2.0 487", 11), 0);
+    /* the ACK (same branch): Confirmed, not passed up; then absorbed */
+    EXPECT_OK(feed(l, req_text("ACK", VIA1, "f", "srv", 1, NULL), &src, 100));
+    EXPECT_EQ(csip_txn_state_of(st), CSIP_TXN_CONFIRMED);
+    EXPECT_OK(feed(l, req_text("ACK", VIA1, "f", "srv", 1, NULL), &src, 110));
+    EXPECT_OK(feed(l, inv, &src, 120));
+    EXPECT_EQ(C.nreq, 3);
+    EXPECT_EQ(C.nout, n + 1);
+    /* an ACK with another branch (the ACK of a 2xx): to the TU without a transaction */
+    EXPECT_OK(feed(
+        l, req_text("ACK", "SIP/2.0/UDP 192.0.2.9:5080;branch=z9hG4bKack2", "f", "srv", 1, NULL),
+        &src, 130));
+    ASSERT_EQ(C.nreq, 4);
+    EXPECT_TRUE(C.st[3] == NULL);
+    EXPECT_CSTR(C.req_method[3], "ACK");
+    /* Timer I: T4 after the ACK */
+    csip_txn_layer_handle_expiry(l, 100 + 4999);
+    EXPECT_EQ(csip_txn_state_of(st), CSIP_TXN_CONFIRMED);
+    csip_txn_layer_handle_expiry(l, 100 + 5000);
+    bool ended = false;
+    for (int i = 0; i < C.nterm; i++)
+        ended |= C.term[i] == st;
+    EXPECT_TRUE(ended);
+    csip_txn_stats stats;
+    csip_txn_layer_stats(l, &stats);
+    EXPECT_EQ(stats.absorbed, 4);
+    teardown(l);
+}
+
+static int respond(csip_txn *st, int code, uint64_t now)
+{
+    csip_msg *resp = NULL;
+    if (csip_response_for(csip_txn_request(st), code, NULL, CSIP_STR("srv"), NULL, &resp) != 0)
+        abort();
+    return csip_txn_respond(st, resp, now);
+}
+
+static void test_non_invite_server(void)
+{
+    csip_txn_layer *l = setup(NULL);
+    csip_addr src = addr("192.0.2.9", 5080, CSIP_TP_UDP);
+    char req[2048];
+    snprintf(req, sizeof req, "%s", req_text("OPTIONS", VIA1, "f", "", 1, NULL));
+    EXPECT_OK(feed(l, req, &src, 0));
+    ASSERT_EQ(C.nreq, 1);
+    csip_txn *st = C.st[0];
+    EXPECT_EQ(csip_txn_state_of(st), CSIP_TXN_TRYING);
+    EXPECT_EQ(csip_txn_layer_next_expiry(l), UINT64_MAX); /* no 100 Trying for non-INVITE */
+    EXPECT_OK(feed(l, req, &src, 10));                    /* Trying: absorbed, nothing sent */
+    EXPECT_EQ(C.nout, 0);
+    EXPECT_OK(respond(st, 100, 20));
+    EXPECT_EQ(csip_txn_state_of(st), CSIP_TXN_PROCEEDING);
+    EXPECT_OK(feed(l, req, &src, 30)); /* Proceeding: the last provisional again */
+    ASSERT_EQ(C.nout, 2);
+    EXPECT_EQ(strncmp(C.out[1].data, "SIP/2.0 100", 11), 0);
+    EXPECT_OK(respond(st, 200, 40));
+    EXPECT_EQ(csip_txn_state_of(st), CSIP_TXN_COMPLETED);
+    EXPECT_OK(feed(l, req, &src, 50)); /* Completed: the final again */
+    ASSERT_EQ(C.nout, 4);
+    EXPECT_EQ(strncmp(C.out[3].data, "SIP/2.0 200", 11), 0);
+    EXPECT_TRUE(strstr(C.out[3].data, "tag=srv") != NULL);
+    /* no second final, no provisional after the final */
+    EXPECT_EQ(respond(st, 200, 60), CSIP_ERR_INVALID_ARG);
+    EXPECT_EQ(respond(st, 180, 60), CSIP_ERR_INVALID_ARG);
+    EXPECT_EQ(C.nreq, 1);
+    /* Timer J: 64*T1 */
+    EXPECT_EQ(csip_txn_layer_next_expiry(l), 40 + 32000);
+    csip_txn_layer_handle_expiry(l, 40 + 32000);
+    ASSERT_EQ(C.nterm, 1);
+    EXPECT_EQ(C.term_why[0], CSIP_TXN_END_NORMAL);
+    /* now the same request is new again */
+    EXPECT_OK(feed(l, req, &src, 40000));
+    EXPECT_EQ(C.nreq, 2);
+    teardown(l);
+}
+
+static void test_rfc2543(void)
+{
+    csip_txn_layer *l = setup(NULL);
+    csip_addr src = addr("192.0.2.9", 5080, CSIP_TP_UDP);
+    const char *via = "SIP/2.0/UDP 192.0.2.9:5080";
+    char inv[2048];
+    snprintf(inv, sizeof inv, "%s", req_text("INVITE", via, "f", "", 1, NULL));
+    EXPECT_OK(feed(l, inv, &src, 0));
+    ASSERT_EQ(C.nreq, 1);
+    csip_txn *st = C.st[0];
+    EXPECT_OK(feed(l, inv, &src, 10)); /* Request-URI, tags, Call-ID, CSeq, top Via equal */
+    EXPECT_EQ(C.nreq, 1);
+    /* any of them different: another transaction */
+    EXPECT_OK(feed(l, req_text("INVITE", via, "g", "", 1, NULL), &src, 20));
+    EXPECT_EQ(C.nreq, 2);
+    EXPECT_OK(feed(l, req_text("INVITE", via, "f", "", 2, NULL), &src, 20));
+    EXPECT_EQ(C.nreq, 3);
+    EXPECT_OK(feed(l, req_text("INVITE", via, "f", "x", 1, NULL), &src, 20));
+    EXPECT_EQ(C.nreq, 4);
+    EXPECT_OK(
+        feed(l, req_text("INVITE", "SIP/2.0/UDP 192.0.2.9:5081", "f", "", 1, NULL), &src, 20));
+    EXPECT_EQ(C.nreq, 5);
+    char other_uri[2048];
+    snprintf(other_uri, sizeof other_uri, "%s", inv);
+    memcpy(other_uri + 7, "sip:bOb", 7); /* user parts compare with case */
+    EXPECT_OK(feed(l, other_uri, &src, 20));
+    EXPECT_EQ(C.nreq, 6);
+    memcpy(other_uri + 7, "sip:bob@EXAMPLE.com", 19);
+    EXPECT_OK(feed(l, other_uri, &src, 20)); /* host compares without: a retransmission */
+    EXPECT_EQ(C.nreq, 6);
+    /* a non-INVITE with the same Call-ID and number: the method is compared too */
+    EXPECT_OK(feed(l, req_text("OPTIONS", via, "f", "", 1, NULL), &src, 30));
+    EXPECT_EQ(C.nreq, 7);
+    EXPECT_OK(feed(l, req_text("OPTIONS", via, "f", "", 1, NULL), &src, 31));
+    EXPECT_EQ(C.nreq, 7);
+    /* CANCEL: its own transaction, and it finds the INVITE */
+    EXPECT_OK(feed(l, req_text("CANCEL", via, "f", "", 1, NULL), &src, 40));
+    ASSERT_EQ(C.nreq, 8);
+    EXPECT_TRUE(csip_txn_layer_find_invite(l, csip_txn_request(C.st[7])) == st);
+    /* the ACK matches with the To tag of the response sent */
+    EXPECT_OK(respond(st, 486, 50));
+    EXPECT_OK(feed(l, req_text("ACK", via, "f", "wrong", 1, NULL), &src, 60));
+    ASSERT_EQ(C.nreq, 9); /* matches nothing: to the TU */
+    EXPECT_TRUE(C.st[8] == NULL);
+    EXPECT_EQ(csip_txn_state_of(st), CSIP_TXN_COMPLETED);
+    EXPECT_OK(feed(l, req_text("ACK", via, "f", "srv", 1, NULL), &src, 70));
+    EXPECT_EQ(C.nreq, 9);
+    EXPECT_EQ(csip_txn_state_of(st), CSIP_TXN_CONFIRMED);
+    /* a branch without the magic cookie is matched the same way */
+    const char *via2 = "SIP/2.0/UDP 192.0.2.9:5080;branch=1234";
+    EXPECT_OK(feed(l, req_text("BYE", via2, "f", "t", 9, NULL), &src, 80));
+    EXPECT_OK(feed(l, req_text("BYE", via2, "f", "t", 9, NULL), &src, 81));
+    EXPECT_EQ(C.nreq, 10);
+    /* a 2xx ACK of an RFC 2543 peer in Accepted goes to the TU (RFC 6026) */
+    csip_txn *st2 = C.st[2]; /* the INVITE with CSeq 2 */
+    EXPECT_OK(respond(st2, 200, 90));
+    EXPECT_EQ(csip_txn_state_of(st2), CSIP_TXN_ACCEPTED);
+    EXPECT_OK(feed(l, req_text("ACK", via, "f", "srv", 2, NULL), &src, 95));
+    ASSERT_EQ(C.nreq, 11);
+    EXPECT_TRUE(C.st[10] == NULL);
+    teardown(l);
+}
+
+static void test_malformed(void)
+{
+    csip_txn_layer *l = setup(NULL);
+    csip_addr src = addr("192.0.2.9", 5080, CSIP_TP_UDP);
+    /* a To without its '>': 400, statelessly, with a To tag */
+    const char *bad_to = "INVITE sip:bob@example.com SIP/2.0\r\n"
+                         "Via: SIP/2.0/UDP 192.0.2.9:5080;branch=z9hG4bKm1;rport\r\n"
+                         "Max-Forwards: 70\r\n"
+                         "From: <sip:alice@example.com>;tag=f\r\n"
+                         "To: <sip:bob@example.com\r\n"
+                         "Call-ID: m1\r\n"
+                         "CSeq: 1 INVITE\r\n"
+                         "Content-Length: 0\r\n\r\n";
+    EXPECT_OK(feed(l, bad_to, &src, 0));
+    EXPECT_EQ(C.nreq, 0);
+    ASSERT_EQ(C.nout, 1);
+    EXPECT_EQ(strncmp(C.out[0].data, "SIP/2.0 400 ", 12), 0);
+    EXPECT_STR(csip_str_c(addr_str(&C.out[0].dst)), "192.0.2.9:5080");
+    csip_msg *r = parse(C.out[0].data);
+    const csip_cseq *cs;
+    EXPECT_OK(csip_msg_cseq(r, &cs));
+    /* the same bytes for a retransmission */
+    EXPECT_OK(feed(l, bad_to, &src, 500));
+    ASSERT_EQ(C.nout, 2);
+    EXPECT_EQ(C.out[1].len, C.out[0].len);
+    EXPECT_EQ(memcmp(C.out[1].data, C.out[0].data, C.out[0].len), 0);
+    csip_msg_free(r);
+    EXPECT_EQ(csip_txn_layer_count(l), 0);
+
+    /* another version: 505 */
+    EXPECT_OK(feed(l,
+                   "OPTIONS sip:bob@example.com SIP/3.0\r\n"
+                   "Via: SIP/2.0/UDP 192.0.2.9:5080;branch=z9hG4bKm2\r\n"
+                   "From: <sip:alice@example.com>;tag=f\r\nTo: <sip:bob@example.com>\r\n"
+                   "Call-ID: m2\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+                   &src, 0));
+    ASSERT_EQ(C.nout, 3);
+    EXPECT_EQ(strncmp(C.out[2].data, "SIP/2.0 505 ", 12), 0);
+    /* a To tag, the same for every retransmission of the request (§8.2.7) */
+    r = parse(C.out[2].data);
+    const csip_nameaddr *to;
+    ASSERT_OK(csip_msg_to(r, &to));
+    EXPECT_EQ(to->tag.len, 16);
+    csip_msg_free(r);
+    int answered = 3;
+
+    /* not answerable: no Call-ID, a CSeq that does not parse, no Via, an ACK,
+     * garbage, a malformed response */
+    static const char *const drop[] = {
+        "OPTIONS sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKm3\r\n"
+        "From: <sip:a@b>;tag=f\r\nTo: <sip:b@c>\r\nCSeq: 1 OPTIONS\r\n\r\n",
+        "OPTIONS sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKm4\r\n"
+        "From: <sip:a@b>;tag=f\r\nTo: <sip:b@c>\r\nCall-ID: m4\r\nCSeq: x OPTIONS\r\n\r\n",
+        "OPTIONS sip:bob@example.com SIP/2.0\r\n"
+        "From: <sip:a@b>;tag=f\r\nTo: <sip:b@c>\r\nCall-ID: m5\r\nCSeq: 1 OPTIONS\r\n\r\n",
+        "ACK sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKm6\r\n"
+        "From: <sip:a@b>;tag=f\r\nTo: <sip:b@c\r\nCall-ID: m6\r\nCSeq: 1 ACK\r\n\r\n",
+        "hello",
+        "",
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKm7\r\n"
+        "From: <sip:a@b>;tag=f\r\nTo: <sip:b@c>\r\nCall-ID: m7\r\nCSeq: 1 INVITE INVITE\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++)
+        EXPECT_OK(feed(l, drop[i], &src, 0));
+    EXPECT_EQ(C.nout, answered);
+    EXPECT_EQ(C.nreq, 0);
+
+    /* over TCP a message without Content-Length is malformed: 400 on the connection */
+    csip_addr tcp = addr("192.0.2.9", 40123, CSIP_TP_TCP);
+    tcp.conn = 77;
+    EXPECT_OK(feed(l,
+                   "OPTIONS sip:bob@example.com SIP/2.0\r\n"
+                   "Via: SIP/2.0/TCP 192.0.2.9:5080;branch=z9hG4bKm8\r\n"
+                   "From: <sip:alice@example.com>;tag=f\r\nTo: <sip:bob@example.com>\r\n"
+                   "Call-ID: m8\r\nCSeq: 1 OPTIONS\r\n\r\n",
+                   &tcp, 0));
+    ASSERT_EQ(C.nout, answered + 1);
+    EXPECT_EQ(strncmp(C.out[answered].data, "SIP/2.0 400 ", 12), 0);
+    EXPECT_EQ(C.out[answered].dst.conn, 77);
+    EXPECT_EQ(C.out[answered].dst.transport, CSIP_TP_TCP);
+
+    csip_txn_stats st;
+    csip_txn_layer_stats(l, &st);
+    EXPECT_EQ(st.malformed_answered, 4);
+    EXPECT_EQ(st.malformed_dropped, 7);
+    EXPECT_EQ(st.received, 11);
+    EXPECT_EQ(csip_txn_layer_count(l), 0);
+    teardown(l);
+}
+
+static void test_overload(void)
+{
+    csip_txn_opts opts;
+    memset(&opts, 0, sizeof opts);
+    opts.max_txns = 2;
+    csip_txn_layer *l = setup(&opts);
+    csip_addr src = addr("192.0.2.9", 5080, CSIP_TP_UDP);
+    EXPECT_OK(
+        feed(l, req_text("OPTIONS", "SIP/2.0/UDP h;branch=z9hG4bK1", "f", "", 1, NULL), &src, 0));
+    EXPECT_OK(
+        feed(l, req_text("OPTIONS", "SIP/2.0/UDP h;branch=z9hG4bK2", "f", "", 1, NULL), &src, 0));
+    EXPECT_OK(
+        feed(l, req_text("OPTIONS", "SIP/2.0/UDP h;branch=z9hG4bK3", "f", "", 1, NULL), &src, 0));
+    EXPECT_EQ(C.nreq, 2);
+    ASSERT_EQ(C.nout, 1);
+    EXPECT_EQ(strncmp(C.out[0].data, "SIP/2.0 503 ", 12), 0);
+    EXPECT_TRUE(strstr(C.out[0].data, ";tag=") != NULL);
+    EXPECT_STR(csip_str_c(addr_str(&C.out[0].dst)), "192.0.2.9:5060"); /* sent-by "h": source */
+    /* a retransmission of a known request is still absorbed */
+    EXPECT_OK(
+        feed(l, req_text("OPTIONS", "SIP/2.0/UDP h;branch=z9hG4bK1", "f", "", 1, NULL), &src, 0));
+    EXPECT_EQ(C.nout, 1);
+    csip_txn_stats st;
+    csip_txn_layer_stats(l, &st);
+    EXPECT_EQ(st.overload_rejected, 1);
+    EXPECT_EQ(st.absorbed, 1);
+    teardown(l);
+}
+
+/* Where the answer to a request with this top Via, from src, goes. */
+static csip_addr route_of(csip_txn_layer *l, const char *via, const csip_addr *src)
+{
+    static unsigned n;
+    char v[256];
+    snprintf(v, sizeof v, "%s;branch=z9hG4bKr%u", via, ++n);
+    C.answer = 200;
+    int before = C.nout;
+    EXPECT_OK(feed(l, req_text("OPTIONS", v, "f", "", 1, NULL), src, 0));
+    csip_addr none;
+    memset(&none, 0, sizeof none);
+    if (C.nout != before + 1) {
+        CHECK_FAIL_("no response for Via %s", via);
+        return none;
+    }
+    return C.out[before].dst;
+}
+
+#define EXPECT_ROUTE(via, src, want)                                                               \
+    do {                                                                                           \
+        csip_addr got_ = route_of(l, via, src);                                                    \
+        EXPECT_CSTR(addr_str(&got_), want);                                                        \
+    } while (0)
+
+static void test_response_routing(void)
+{
+    csip_txn_layer *l = setup(NULL);
+    csip_addr src = addr("192.0.2.9", 33333, CSIP_TP_UDP);
+    /* §18.2.2: sent-by */
+    EXPECT_ROUTE("SIP/2.0/UDP 192.0.2.9:5080", &src, "192.0.2.9:5080");
+    EXPECT_ROUTE("SIP/2.0/UDP 192.0.2.9", &src, "192.0.2.9:5060");
+    /* received, with the sent-by port */
+    EXPECT_ROUTE("SIP/2.0/UDP 10.1.1.1:5080;received=192.0.2.9", &src, "192.0.2.9:5080");
+    EXPECT_ROUTE("SIP/2.0/UDP 10.1.1.1;received=198.51.100.7", &src, "198.51.100.7:5060");
+    /* RFC 3581: rport, valued or not, answers the source port */
+    EXPECT_ROUTE("SIP/2.0/UDP 10.1.1.1:5080;rport", &src, "192.0.2.9:33333");
+    EXPECT_ROUTE("SIP/2.0/UDP 10.1.1.1:5080;rport=40000;received=198.51.100.7", &src,
+                 "198.51.100.7:40000");
+    /* a host name in sent-by and no received: the source address, sent-by port */
+    EXPECT_ROUTE("SIP/2.0/UDP client.example.com:5090", &src, "192.0.2.9:5090");
+    /* maddr */
+    EXPECT_ROUTE("SIP/2.0/UDP 192.0.2.9:5080;maddr=224.0.1.75;ttl=1", &src, "224.0.1.75:5080");
+    EXPECT_ROUTE("SIP/2.0/UDP 192.0.2.9:5080;maddr=mcast.example.com", &src, "192.0.2.9:5080");
+    /* IPv6 */
+    csip_addr src6 = addr("2001:db8::9", 33333, CSIP_TP_UDP);
+    EXPECT_ROUTE("SIP/2.0/UDP [2001:db8::9]:5080", &src6, "[2001:db8::9]:5080");
+    EXPECT_ROUTE("SIP/2.0/UDP [2001:db8::1];received=2001:db8::9", &src6, "[2001:db8::9]:5060");
+    /* reliable: the same connection; the address is where to reconnect to */
+    csip_addr tcp = addr("192.0.2.9", 40000, CSIP_TP_TCP);
+    tcp.conn = 42;
+    csip_addr got = route_of(l, "SIP/2.0/TCP 192.0.2.9:5080", &tcp);
+    EXPECT_EQ(got.conn, 42);
+    EXPECT_EQ(got.transport, CSIP_TP_TCP);
+    EXPECT_CSTR(addr_str(&got), "192.0.2.9:5080");
+    csip_addr tls = addr("192.0.2.9", 40001, CSIP_TP_TLS);
+    tls.conn = 43;
+    got = route_of(l, "SIP/2.0/TLS client.example.com", &tls);
+    EXPECT_EQ(got.conn, 43);
+    EXPECT_CSTR(addr_str(&got), "192.0.2.9:5061");
+
+    /* csip_txn_layer_send_stateless with no destination: from the Via alone */
+    csip_msg *resp = parse("SIP/2.0 200 OK\r\n"
+                           "Via: SIP/2.0/UDP 10.1.1.1:5080;received=198.51.100.7;rport=4000\r\n"
+                           "From: <sip:a@b>;tag=f\r\nTo: <sip:b@c>;tag=t\r\nCall-ID: s1\r\n"
+                           "CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n");
+    int before = C.nout;
+    EXPECT_OK(csip_txn_layer_send_stateless(l, resp, NULL, 0));
+    ASSERT_EQ(C.nout, before + 1);
+    EXPECT_CSTR(addr_str(&C.out[before].dst), "198.51.100.7:4000");
+    EXPECT_EQ(C.out[before].dst.transport, CSIP_TP_UDP);
+    csip_msg_free(resp);
+    resp = parse("SIP/2.0 200 OK\r\nVia: SIP/2.0/TLS client.example.com\r\n"
+                 "From: <sip:a@b>;tag=f\r\nTo: <sip:b@c>;tag=t\r\nCall-ID: s1\r\n"
+                 "CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n");
+    EXPECT_EQ(csip_txn_layer_send_stateless(l, resp, NULL, 0), CSIP_ERR_INVALID_ARG);
+    csip_msg_free(resp);
+    resp = parse("SIP/2.0 200 OK\r\nVia: SIP/2.0/TLS 192.0.2.1\r\n"
+                 "From: <sip:a@b>;tag=f\r\nTo: <sip:b@c>;tag=t\r\nCall-ID: s1\r\n"
+                 "CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n");
+    before = C.nout;
+    EXPECT_OK(csip_txn_layer_send_stateless(l, resp, NULL, 0));
+    ASSERT_EQ(C.nout, before + 1);
+    EXPECT_CSTR(addr_str(&C.out[before].dst), "192.0.2.1:5061");
+    EXPECT_EQ(C.out[before].dst.transport, CSIP_TP_TLS);
+    csip_msg_free(resp);
+    /* a request needs a destination */
+    csip_msg *req = parse(req_text("OPTIONS", VIA1, "f", "", 1, NULL));
+    EXPECT_EQ(csip_txn_layer_send_stateless(l, req, NULL, 0), CSIP_ERR_INVALID_ARG);
+    csip_addr dst = addr("192.0.2.2", 5060, CSIP_TP_UDP);
+    EXPECT_OK(csip_txn_layer_send_stateless(l, req, &dst, 0));
+    C.fail_send = 1;
+    EXPECT_EQ(csip_txn_layer_send_stateless(l, req, &dst, 0), CSIP_ERR_CALLBACK_FAILURE);
+    C.fail_send = 0;
+    csip_msg_free(req);
+    teardown(l);
+}
+
+static void test_respond_errors(void)
+{
+    csip_txn_layer *l = setup(NULL);
+    csip_addr src = addr("192.0.2.9", 5080, CSIP_TP_UDP);
+    EXPECT_OK(feed(l, req_text("INVITE", VIA1, "f", "", 1, NULL), &src, 0));
+    csip_txn *st = C.st[0];
+    csip_msg *req = parse(req_text("INVITE", VIA1, "f", "", 1, NULL));
+    csip_msg *other_branch =
+        parse(req_text("INVITE", "SIP/2.0/UDP 192.0.2.9:5080;branch=z9hG4bKzzz", "f", "", 1, NULL));
+    csip_msg *other_cseq = parse(req_text("INVITE", VIA1, "f", "", 2, NULL));
+    csip_msg *resp = NULL;
+    /* every refused response is freed */
+    EXPECT_EQ(csip_txn_respond(NULL, parse(req_text("INVITE", VIA1, "f", "", 1, NULL)), 0),
+              CSIP_ERR_INVALID_ARG);
+    EXPECT_EQ(csip_txn_respond(st, NULL, 0), CSIP_ERR_INVALID_ARG);
+    EXPECT_EQ(csip_txn_respond(st, parse(req_text("INVITE", VIA1, "f", "", 1, NULL)), 0),
+              CSIP_ERR_INVALID_ARG); /* a request */
+    ASSERT_OK(csip_response_for(other_branch, 180, NULL, CSIP_STR("t"), NULL, &resp));
+    EXPECT_EQ(csip_txn_respond(st, resp, 0), CSIP_ERR_INVALID_ARG);
+    ASSERT_OK(csip_response_for(other_cseq, 180, NULL, CSIP_STR("t"), NULL, &resp));
+    EXPECT_EQ(csip_txn_respond(st, resp, 0), CSIP_ERR_INVALID_ARG);
+    EXPECT_EQ(C.nout, 0);
+    ASSERT_OK(csip_response_for(req, 200, NULL, CSIP_STR("t"), NULL, &resp));
+    EXPECT_OK(csip_txn_respond(st, resp, 0));
+    EXPECT_EQ(csip_txn_state_of(st), CSIP_TXN_ACCEPTED);
+    EXPECT_EQ(respond(st, 180, 0), CSIP_ERR_INVALID_ARG);
+    EXPECT_EQ(respond(st, 200, 0), CSIP_ERR_INVALID_ARG);
+    EXPECT_EQ(respond(st, 486, 0), CSIP_ERR_INVALID_ARG);
+    /* a retransmitted INVITE in Accepted is absorbed (RFC 6026) */
+    EXPECT_OK(feed(l, req_text("INVITE", VIA1, "f", "", 1, NULL), &src, 10));
+    EXPECT_EQ(C.nout, 1);
+    /* client transactions take no responses */
+    csip_addr dst = addr("192.0.2.2", 5060, CSIP_TP_UDP);
+    csip_txn *ct = NULL;
+    ASSERT_OK(csip_txn_client_new(l, parse(req_text("OPTIONS", VIA1, "f", "", 1, NULL)), &dst, NULL,
+                                  0, &ct));
+    EXPECT_EQ(respond(ct, 200, 0), CSIP_ERR_INVALID_ARG);
+    csip_msg_free(req);
+    csip_msg_free(other_branch);
+    csip_msg_free(other_cseq);
+    teardown(l);
+}
+
+static void test_transport_errors(void)
+{
+    csip_txn_layer *l = setup(NULL);
+    csip_addr dst = addr("192.0.2.2", 5060, CSIP_TP_TCP);
+    /* §17.1.4: the first send fails: 503 to the TU at once, on_terminated
+     * from the next expiry run; the pointer stays valid until then */
+    C.fail_send = 1;
+    csip_txn *ct = NULL;
+    ASSERT_OK(csip_txn_client_new(l, parse(req_text("OPTIONS", VIA1, "f", "", 1, NULL)), &dst, NULL,
+                                  5, &ct));
+    ASSERT_TRUE(ct != NULL);
+    ASSERT_EQ(C.nresp, 1);
+    EXPECT_EQ(C.resp_status[0], 503);
+    EXPECT_TRUE(C.resp_null[0]);
+    EXPECT_EQ(csip_txn_state_of(ct), CSIP_TXN_TERMINATED);
+    EXPECT_EQ(C.nterm, 0);
+    EXPECT_EQ(csip_txn_layer_next_expiry(l), 5);
+    csip_txn_layer_handle_expiry(l, 5);
+    ASSERT_EQ(C.nterm, 1);
+    EXPECT_EQ(C.term_why[0], CSIP_TXN_END_TRANSPORT);
+    C.fail_send = 0;
+
+    /* a retransmission (Timer A) fails: 503 */
+    csip_addr udp = addr("192.0.2.2", 5060, CSIP_TP_UDP);
+    ASSERT_OK(csip_txn_client_new(
+        l,
+        parse(req_text("INVITE", "SIP/2.0/UDP 192.0.2.9:5080;branch=z9hG4bKa2", "f", "", 1, NULL)),
+        &udp, NULL, 0, &ct));
+    C.fail_send = 1;
+    csip_txn_layer_handle_expiry(l, 500);
+    ASSERT_EQ(C.nresp, 2);
+    EXPECT_EQ(C.resp_status[1], 503);
+    csip_txn_layer_handle_expiry(l, 500);
+    ASSERT_EQ(C.nterm, 2);
+    EXPECT_EQ(C.term_why[1], CSIP_TXN_END_TRANSPORT);
+
+    /* server: a failing final response ends the transaction */
+    csip_addr src = addr("192.0.2.9", 5080, CSIP_TP_UDP);
+    C.fail_send = 0;
+    EXPECT_OK(feed(l, req_text("INVITE", "SIP/2.0/UDP h;branch=z9hG4bKs1", "f", "", 1, NULL), &src,
+                   1000));
+    EXPECT_OK(feed(l, req_text("INVITE", "SIP/2.0/UDP h;branch=z9hG4bKs2", "f", "", 1, NULL), &src,
+                   1000));
+    ASSERT_EQ(C.nreq, 2);
+    C.fail_send = 1;
+    EXPECT_OK(respond(C.st[0], 486, 1000));
+    EXPECT_EQ(csip_txn_state_of(C.st[0]), CSIP_TXN_TERMINATED);
+    /* a 2xx that cannot be sent leaves the transaction Accepted (RFC 6026 §7.1) */
+    EXPECT_OK(respond(C.st[1], 200, 1000));
+    EXPECT_EQ(csip_txn_state_of(C.st[1]), CSIP_TXN_ACCEPTED);
+    csip_txn_layer_handle_expiry(l, 1000);
+    ASSERT_EQ(C.nterm, 3);
+    EXPECT_TRUE(C.term[2] == C.st[0]);
+    EXPECT_EQ(C.term_why[2], CSIP_TXN_END_TRANSPORT);
+    csip_txn_stats st;
+    csip_txn_layer_stats(l, &st);
+    EXPECT_EQ(st.transport_errors, 4);
+    teardown(l);
+}
+
+static void test_reentrant_expiry(void)
+{
+    /* callbacks that call csip_txn_layer_handle_expiry change nothing */
+    csip_txn_layer *l = setup(NULL);
+    C.reenter = true;
+    C.answer = 486;
+    csip_addr src = addr("192.0.2.9", 5080, CSIP_TP_UDP);
+    EXPECT_OK(feed(l, req_text("INVITE", VIA1, "f", "", 1, NULL), &src, 0));
+    EXPECT_EQ(csip_txn_layer_count(l), 1);
+    csip_addr dst = addr("192.0.2.2", 5060, CSIP_TP_UDP);
+    csip_txn *ct = NULL;
+    ASSERT_OK(csip_txn_client_new(
+        l,
+        parse(req_text("OPTIONS", "SIP/2.0/UDP 192.0.2.9:5080;branch=z9hG4bKr", "f", "", 1, NULL)),
+        &dst, NULL, 0, &ct));
+    csip_txn_layer_handle_expiry(l, 31999);
+    EXPECT_EQ(C.nterm, 0);
+    /* Timer F and Timer H: on_response re-enters, the run goes on */
+    csip_txn_layer_handle_expiry(l, 32000);
+    EXPECT_EQ(C.nresp, 1);
+    EXPECT_EQ(C.nterm, 2);
+    EXPECT_EQ(csip_txn_layer_count(l), 0);
+    teardown(l);
+}
+
+/* Many transactions: the table grows, the heap keeps deadlines in order. */
+static uint64_t g_now;
+static int g_late;
+
+static void many_response(csip_txn_layer *l, csip_txn *ct, const csip_msg *resp, int status,
+                          void *ud)
+{
+    (void)l;
+    (void)resp;
+    (void)ud;
+    uint64_t start = (uint64_t)(uintptr_t)csip_txn_user_data(ct);
+    if (status != 408 || g_now != start + 32000)
+        g_late++;
+}
+
+static int null_send(csip_txn_layer *l, const csip_addr *dst, const void *data, size_t len,
+                     void *ud)
+{
+    (void)l;
+    (void)dst;
+    (void)data;
+    (void)len;
+    (void)ud;
+    return 0;
+}
+
+static void test_many(void)
+{
+    csip_txn_callbacks cb = {null_send, NULL, many_response, NULL, NULL};
+    csip_txn_layer *l = NULL;
+    ASSERT_OK(csip_txn_layer_new(NULL, &cb, NULL, &l));
+    csip_addr dst = addr("192.0.2.2", 5060, CSIP_TP_UDP);
+    csip_addr src = addr("192.0.2.9", 5080, CSIP_TP_UDP);
+    enum { N = 3000 };
+    uint64_t x = 12345;
+    for (int i = 0; i < N; i++) {
+        char via[128];
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t start = (x >> 33) % 20000;
+        snprintf(via, sizeof via, "SIP/2.0/UDP 192.0.2.9:5080;branch=z9hG4bKc%d", i);
+        csip_txn *ct;
+        ASSERT_OK(csip_txn_client_new(l, parse(req_text("OPTIONS", via, "f", "", 1, NULL)), &dst,
+                                      (void *)(uintptr_t)start, start, &ct));
+        snprintf(via, sizeof via, "SIP/2.0/UDP 192.0.2.9:5080;branch=z9hG4bKs%d", i);
+        EXPECT_OK(feed(l, req_text("MESSAGE", via, "f", "", 1, NULL), &src, start));
+        EXPECT_OK(feed(l, req_text("MESSAGE", via, "f", "", 1, NULL), &src, start));
+    }
+    EXPECT_EQ(csip_txn_layer_count(l), 2 * N);
+    csip_txn_stats st;
+    csip_txn_layer_stats(l, &st);
+    EXPECT_EQ(st.absorbed, N);
+    /* run the clock: every client times out exactly at its start + 64*T1 */
+    uint64_t t;
+    while ((t = csip_txn_layer_next_expiry(l)) != UINT64_MAX && t < 100000) {
+        g_now = t;
+        csip_txn_layer_handle_expiry(l, t);
+    }
+    EXPECT_EQ(g_late, 0);
+    EXPECT_EQ(csip_txn_layer_count(l), N); /* the servers wait for their TU */
+    csip_txn_layer_stats(l, &st);
+    EXPECT_EQ(st.timeouts, N);
+    csip_txn_layer_free(l);
+}
+
+/* An allocator that fails after a budget. */
+static void *fa_malloc(size_t n, void *ud)
+{
+    (void)ud;
+    if (g_budget-- <= 0)
+        return NULL;
+    return malloc(n);
+}
+static void fa_free(void *p, void *ud)
+{
+    (void)ud;
+    free(p);
+}
+static void *fa_realloc(void *p, size_t n, void *ud)
+{
+    (void)ud;
+    if (g_budget-- <= 0)
+        return NULL;
+    return realloc(p, n);
+}
+
+static void test_failing_alloc(void)
+{
+    csip_mem mem = {fa_malloc, fa_free, fa_realloc, NULL};
+    csip_txn_opts opts;
+    memset(&opts, 0, sizeof opts);
+    opts.mem = &mem;
+    csip_addr src = addr("192.0.2.9", 5080, CSIP_TP_UDP);
+    csip_addr dst = addr("192.0.2.2", 5060, CSIP_TP_UDP);
+    int completed = 0;
+    for (long budget = 0; budget < 200; budget++) {
+        reset_out();
+        memset(&C, 0, sizeof C);
+        C.answer = 486;
+        g_budget = budget;
+        csip_txn_layer *l = NULL;
+        if (csip_txn_layer_new(&opts, &CB, NULL, &l) != 0)
+            continue;
+        (void)feed(l, req_text("INVITE", VIA1, "f", "", 1, NULL), &src, 0);
+        (void)feed(l, req_text("INVITE", VIA1, "f", "", 1, NULL), &src, 1);
+        (void)feed(l, req_text("ACK", VIA1, "f", "srv", 1, NULL), &src, 2);
+        (void)feed(l, req_text("OPTIONS", "SIP/2.0/UDP h;branch=1", "f", "", 1, NULL), &src, 3);
+        csip_msg *req = NULL;
+        csip_parse_opts po = {{0}, &mem};
+        const char *inv = req_text("INVITE", "SIP/2.0/UDP h;branch=z9hG4bKc", "f", "", 1, NULL);
+        if (csip_msg_parse(inv, strlen(inv), &po, &req, NULL) == 0) {
+            csip_txn *ct = NULL;
+            int rc = csip_txn_client_new(l, req, &dst, NULL, 4, &ct);
+            EXPECT_TRUE(rc == 0 || rc == CSIP_ERR_NOMEM);
+            (void)feed(l,
+                       "SIP/2.0 486 Busy\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKc\r\n"
+                       "From: <sip:alice@example.com>;tag=f\r\nTo: <sip:bob@example.com>;tag=x\r\n"
+                       "Call-ID: c1@example.com\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+                       &dst, 5);
+        } else {
+            csip_msg_free(req);
+        }
+        uint64_t t;
+        while ((t = csip_txn_layer_next_expiry(l)) != UINT64_MAX)
+            csip_txn_layer_handle_expiry(l, t);
+        if (C.nresp && C.nterm >= 2)
+            completed++;
+        /* server transactions whose TU could not answer wait; the rest ended */
+        EXPECT_LE(csip_txn_layer_count(l), 2);
+        csip_txn_layer_free(l);
+    }
+    EXPECT_GT(completed, 0);
+    reset_out();
+}
+
+int main(int argc, char **argv)
+{
+    static const check_test tests[] = {
+        CHECK_TEST(test_branch),
+        CHECK_TEST(test_layer_api),
+        CHECK_TEST(test_client_errors),
+        CHECK_TEST(test_ack_for_non2xx),
+        CHECK_TEST(test_stray_and_client_matching),
+        CHECK_TEST(test_server_matching),
+        CHECK_TEST(test_non_invite_server),
+        CHECK_TEST(test_rfc2543),
+        CHECK_TEST(test_malformed),
+        CHECK_TEST(test_overload),
+        CHECK_TEST(test_response_routing),
+        CHECK_TEST(test_respond_errors),
+        CHECK_TEST(test_transport_errors),
+        CHECK_TEST(test_reentrant_expiry),
+        CHECK_TEST(test_many),
+        CHECK_TEST(test_failing_alloc),
+    };
+    return check_run(tests, sizeof tests / sizeof tests[0], argc, argv);
+}
