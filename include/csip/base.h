@@ -73,6 +73,7 @@ CSIP_EXTERN int csip_str_to_u32(csip_str s, uint32_t *out);
     XX(RANGE, -6, "number out of range")                                                         \
     XX(PAUSE, -7, "paused by a callback")                                                        \
     XX(CALLBACK_FAILURE, -8, "a callback failed")                                                \
+    XX(CANCELLED, -9, "operation cancelled")                                                     \
     XX(PARSE_EMPTY, -100, "empty message")                                                       \
     XX(PARSE_START_LINE, -101, "malformed start line")                                           \
     XX(PARSE_VERSION, -102, "unsupported SIP version")                                           \
@@ -97,6 +98,8 @@ CSIP_EXTERN int csip_str_to_u32(csip_str s, uint32_t *out);
     XX(LIMIT_VIA, -153, "more Via values than the limit")                                        \
     XX(LIMIT_URI, -154, "URI longer than the limit")                                             \
     XX(LIMIT_VALUES, -155, "more values in a header than the limit")                             \
+    XX(TRANSPORT, -300, "transport error")                                                       \
+    XX(DNS, -301, "DNS server failure (timeout, refused or SERVFAIL)")                           \
     XX(NOMEM, -500, "out of memory")                                                             \
     XX(FATAL, -900, "fatal error")
 

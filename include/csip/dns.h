@@ -46,9 +46,10 @@ typedef struct csip_target {
 
 /**
  * Called once per csip_resolve(): status 0 with n >= 1 targets (borrowed for
- * the call), or a negative csip_err (CSIP_ERR_NOT_FOUND when the name has no
- * usable record, CSIP_ERR_NOMEM, a DNS failure) with n == 0. Also called with
- * an error for queries still pending when the resolver is freed.
+ * the call), or a negative csip_err with n == 0: CSIP_ERR_NOT_FOUND when the
+ * name has no usable record, CSIP_ERR_DNS when the servers failed (timeout,
+ * refused, SERVFAIL), CSIP_ERR_NOMEM; CSIP_ERR_CANCELLED for queries still
+ * pending when the resolver is freed.
  */
 typedef void (*csip_resolve_cb)(void *user_data, int status, const csip_target *targets,
                                 size_t n);
@@ -56,13 +57,19 @@ typedef void (*csip_resolve_cb)(void *user_data, int status, const csip_target *
 /** @return 0, CSIP_ERR_INVALID_ARG (bad servers string), CSIP_ERR_NOMEM. */
 CSIP_EXTERN int csip_resolver_new(uv_loop_t *loop, const csip_resolver_opts *opts,
                                   csip_resolver **out);
-/** Stops pending queries (their callbacks run with an error) and frees the resolver. */
+/**
+ * Stops pending queries (their callbacks run with CSIP_ERR_CANCELLED) and
+ * frees the resolver. As with any libuv handle, the last memory is released
+ * when the loop runs the close callbacks: run the loop once more before
+ * uv_loop_close().
+ */
 CSIP_EXTERN void csip_resolver_free(csip_resolver *r);
 
 /**
  * Starts resolving uri (sip or sips; copied). The callback runs later, from
  * the loop, never from inside this call.
- * @return 0, CSIP_ERR_INVALID_ARG (not sip/sips), CSIP_ERR_NOMEM.
+ * @return 0; CSIP_ERR_INVALID_ARG (not sip/sips, no host, an unknown
+ *         transport parameter, sips with transport=udp or sctp); CSIP_ERR_NOMEM.
  */
 CSIP_EXTERN int csip_resolve(csip_resolver *r, const csip_uri *uri, csip_resolve_cb cb,
                              void *user_data);

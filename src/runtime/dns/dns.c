@@ -49,8 +49,8 @@ enum { DNS_CLASS_IN = 1, DNS_TYPE_SRV = 33, DNS_TYPE_NAPTR = 35 };
  * CSIP_ERR_NOT_FOUND ("no usable target") until the error map grows codes
  * for them. The distinction is kept here so that only these lines change.
  */
-#define DNS_ERR_SERVER CSIP_ERR_NOT_FOUND
-#define DNS_ERR_CANCELLED CSIP_ERR_NOT_FOUND
+#define DNS_ERR_SERVER CSIP_ERR_DNS
+#define DNS_ERR_CANCELLED CSIP_ERR_CANCELLED
 
 enum job_phase { PHASE_NAPTR, PHASE_SRV, PHASE_ADDR, PHASE_DONE };
 
