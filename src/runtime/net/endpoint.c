@@ -1,0 +1,612 @@
+/*
+ * The endpoint: listeners, UDP, the transaction layer's timer and send
+ * callback, and the messages whose connection failed (include/csip/net.h,
+ * docs/internals/net.md). Stream connections live in conn.c, TLS in tls.c.
+ */
+#include "net/net_int.h"
+
+#include <string.h>
+
+/* ------------------------------------------------------------------------- */
+/* Addresses */
+
+void csip__net_to_sockaddr(const csip_addr *a, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof *ss);
+    if (a->family == 6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(a->port);
+        memcpy(&s6->sin6_addr, a->ip, 16);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(a->port);
+        memcpy(&s4->sin_addr, a->ip, 4);
+    }
+}
+
+void csip__net_from_sockaddr(const struct sockaddr *sa, csip_transport tp, csip_addr *a)
+{
+    memset(a, 0, sizeof *a);
+    a->transport = (uint8_t)tp;
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (memcmp(&s6->sin6_addr, mapped, 12) == 0) {
+            /* An IPv4-mapped peer is an IPv4 peer. */
+            a->family = 4;
+            memcpy(a->ip, (const uint8_t *)&s6->sin6_addr + 12, 4);
+        } else {
+            a->family = 6;
+            memcpy(a->ip, &s6->sin6_addr, 16);
+        }
+        a->port = ntohs(s6->sin6_port);
+    } else {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        a->family = 4;
+        memcpy(a->ip, &s4->sin_addr, 4);
+        a->port = ntohs(s4->sin_port);
+    }
+}
+
+/*
+ * A listen spec: "udp:127.0.0.1:5060", "tcp:[::1]:0", "tls:0.0.0.0:5061".
+ * The transport is case-insensitive; IPv6 addresses need brackets; without a
+ * port, 5060 (5061 for TLS).
+ */
+static int parse_spec(const char *spec, csip_addr *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!spec)
+        return CSIP_ERR_INVALID_ARG;
+    const char *colon = strchr(spec, ':');
+    if (!colon)
+        return CSIP_ERR_INVALID_ARG;
+    int tp = csip_transport_lookup((csip_str){spec, (size_t)(colon - spec)});
+    if (tp != CSIP_TP_UDP && tp != CSIP_TP_TCP && tp != CSIP_TP_TLS)
+        return CSIP_ERR_INVALID_ARG;
+    out->transport = (uint8_t)tp;
+    const char *host = colon + 1, *end = host + strlen(host), *port = NULL;
+    const char *host_end;
+    if (*host == '[') {
+        const char *rb = strchr(host, ']');
+        if (!rb)
+            return CSIP_ERR_INVALID_ARG;
+        host_end = rb + 1;
+        if (*host_end == ':')
+            port = host_end + 1;
+        else if (*host_end != '\0')
+            return CSIP_ERR_INVALID_ARG;
+    } else {
+        const char *pc = strchr(host, ':');
+        if (pc && strchr(pc + 1, ':'))
+            return CSIP_ERR_INVALID_ARG; /* IPv6 without brackets */
+        host_end = pc ? pc : end;
+        port = pc ? pc + 1 : NULL;
+    }
+    if (csip_addr_set_ip(out, (csip_str){host, (size_t)(host_end - host)}) != 0)
+        return CSIP_ERR_INVALID_ARG;
+    if (port) {
+        uint32_t v;
+        if (csip_str_to_u32((csip_str){port, (size_t)(end - port)}, &v) != 0 || v > 65535)
+            return CSIP_ERR_INVALID_ARG;
+        out->port = (uint16_t)v;
+    } else {
+        out->port = tp == CSIP_TP_TLS ? 5061 : 5060;
+    }
+    return 0;
+}
+
+/* libuv errors at the API boundary: memory, or an unusable address. The
+ * error map has no transport range yet (see docs/internals/net.md). */
+static int uv_to_csip(int uv_err)
+{
+    return uv_err == UV_ENOMEM || uv_err == UV_ENOBUFS ? CSIP_ERR_NOMEM : CSIP_ERR_INVALID_ARG;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Handles */
+
+void csip__net_handle_closed(csip_endpoint *ep)
+{
+    if (--ep->handles > 0 || !ep->freeing)
+        return;
+    const csip_mem *mem = ep->mem;
+    csip__free(mem, ep->ls);
+    csip__free(mem, ep->rbuf);
+    csip__free(mem, ep->pbuf);
+    csip__free(mem, ep->tls_ca_file);
+    csip__free(mem, ep->tls_cert_file);
+    csip__free(mem, ep->tls_key_file);
+    csip__free(mem, ep);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    csip__net_handle_closed(h->data);
+}
+
+static void close_handle(csip_endpoint *ep, uv_handle_t *h)
+{
+    h->data = ep;
+    uv_close(h, on_handle_closed);
+}
+
+/* ------------------------------------------------------------------------- */
+/* UDP */
+
+static void udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    net_listener *l = h->data;
+    buf->base = l->ep->rbuf;
+    buf->len = NET_RBUF;
+}
+
+static void udp_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struct sockaddr *sa,
+                     unsigned flags)
+{
+    net_listener *l = h->data;
+    csip_endpoint *ep = l->ep;
+    if (n <= 0 || !sa || (flags & UV_UDP_PARTIAL) || ep->freeing)
+        return;
+    csip_addr src;
+    csip__net_from_sockaddr(sa, CSIP_TP_UDP, &src);
+    (void)csip_txn_layer_recv(ep->txn, buf->base, (size_t)n, &src, uv_now(ep->loop));
+}
+
+typedef struct udp_req {
+    uv_udp_send_t req;
+    const csip_mem *mem;
+    char data[];
+} udp_req;
+
+static void udp_sent(uv_udp_send_t *req, int status)
+{
+    (void)status; /* datagrams are unreliable: the transaction layer retransmits */
+    udp_req *r = (udp_req *)req;
+    csip__free(r->mem, r);
+}
+
+static int udp_send(csip_endpoint *ep, const csip_addr *dst, const void *data, size_t len)
+{
+    net_listener *l = NULL;
+    for (size_t i = 0; i < ep->n_ls && !l; i++)
+        if (ep->ls[i].kind == LS_UDP && ep->ls[i].local.family == dst->family)
+            l = &ep->ls[i];
+    if (!l)
+        return CSIP_ERR_INVALID_ARG; /* no UDP socket of that family */
+    struct sockaddr_storage ss;
+    csip__net_to_sockaddr(dst, &ss);
+    uv_buf_t b = uv_buf_init((char *)(uintptr_t)data, (unsigned)len);
+    int r = uv_udp_try_send(&l->u.udp, &b, 1, (const struct sockaddr *)&ss);
+    if (r >= 0)
+        return 0;
+    if (r != UV_EAGAIN)
+        return uv_to_csip(r);
+    /* The socket's queue is busy: queue a copy. */
+    udp_req *q = csip__malloc(ep->mem, sizeof *q + len);
+    if (!q)
+        return CSIP_ERR_NOMEM;
+    q->mem = ep->mem;
+    memcpy(q->data, data, len);
+    b = uv_buf_init(q->data, (unsigned)len);
+    r = uv_udp_send(&q->req, &l->u.udp, &b, 1, (const struct sockaddr *)&ss, udp_sent);
+    if (r < 0) {
+        csip__free(ep->mem, q);
+        return uv_to_csip(r);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* §18.1.1: requests too large for UDP */
+
+/* The top Via transport of a printed message, as an offset and length. */
+static bool via_transport_span(const char *data, size_t len, size_t *off, size_t *n)
+{
+    csip_msg *m = NULL;
+    csip_parse_error err;
+    bool ok = false;
+    if (csip_msg_parse(data, len, NULL, &m, &err) == 0) {
+        const csip_via *via;
+        csip_str raw = csip_msg_raw(m);
+        if (csip_msg_via(m, 0, &via) == 0 && via->transport.p >= raw.p &&
+            via->transport.p + via->transport.len <= raw.p + raw.len) {
+            *off = (size_t)(via->transport.p - raw.p);
+            *n = via->transport.len;
+            ok = true;
+        }
+    }
+    csip_msg_free(m);
+    return ok;
+}
+
+bool csip__net_via_set_transport(char *data, size_t len, const char *tp3)
+{
+    size_t off, n;
+    if (!via_transport_span(data, len, &off, &n) || n != 3)
+        return false;
+    memcpy(data + off, tp3, 3);
+    return true;
+}
+
+static bool is_request(const void *data, size_t len)
+{
+    return !(len >= 4 && memcmp(data, "SIP/", 4) == 0);
+}
+
+/* Sends a UDP request over TCP to the same address, its top Via saying TCP.
+ * If no connection can be made at once, it goes over UDP after all. */
+static int send_switched(csip_endpoint *ep, const csip_addr *dst, const void *data, size_t len)
+{
+    char *copy = csip__malloc(ep->mem, len);
+    if (!copy)
+        return CSIP_ERR_NOMEM;
+    memcpy(copy, data, len);
+    int rc = CSIP_ERR_INVALID_ARG;
+    if (csip__net_via_set_transport(copy, len, "TCP")) {
+        csip_addr tcp = *dst;
+        tcp.transport = CSIP_TP_TCP;
+        tcp.conn = 0;
+        rc = csip__net_stream_send(ep, &tcp, copy, len, true);
+    }
+    csip__free(ep->mem, copy);
+    return rc == 0 ? 0 : udp_send(ep, dst, data, len);
+}
+
+/* ------------------------------------------------------------------------- */
+/* The transaction layer's callbacks */
+
+static int ep_send(csip_txn_layer *layer, const csip_addr *dst, const void *data, size_t len,
+                   void *user_data)
+{
+    (void)layer;
+    csip_endpoint *ep = user_data;
+    if (ep->freeing)
+        return CSIP_ERR_INVALID_ARG;
+    switch ((csip_transport)dst->transport) {
+    case CSIP_TP_UDP:
+        if (len > ep->udp_mtu - NET_MTU_MARGIN && is_request(data, len))
+            return send_switched(ep, dst, data, len);
+        return udp_send(ep, dst, data, len);
+    case CSIP_TP_TCP:
+    case CSIP_TP_TLS:
+        return csip__net_stream_send(ep, dst, data, len, false);
+    case CSIP_TP_SCTP:
+    case CSIP_TP_WS:
+    case CSIP_TP_WSS:
+        break;
+    }
+    return CSIP_ERR_INVALID_ARG;
+}
+
+static void ep_on_request(csip_txn_layer *layer, csip_txn *st, const csip_msg *req,
+                          const csip_addr *src, void *user_data)
+{
+    csip_endpoint *ep = user_data;
+    if (ep->cb.on_request)
+        ep->cb.on_request(layer, st, req, src, ep->user_data);
+}
+
+static void ep_on_response(csip_txn_layer *layer, csip_txn *ct, const csip_msg *resp, int status,
+                           void *user_data)
+{
+    csip_endpoint *ep = user_data;
+    if (ep->cb.on_response)
+        ep->cb.on_response(layer, ct, resp, status, ep->user_data);
+}
+
+static void ep_on_stray(csip_txn_layer *layer, const csip_msg *resp, const csip_addr *src,
+                        void *user_data)
+{
+    csip_endpoint *ep = user_data;
+    if (ep->cb.on_stray_response)
+        ep->cb.on_stray_response(layer, resp, src, ep->user_data);
+}
+
+static void ep_on_terminated(csip_txn_layer *layer, csip_txn *t, csip_txn_end why, void *user_data)
+{
+    csip_endpoint *ep = user_data;
+    if (ep->cb.on_terminated)
+        ep->cb.on_terminated(layer, t, why, ep->user_data);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Messages whose connection failed */
+
+void csip__net_fail_later(csip_endpoint *ep, net_out *o)
+{
+    o->next = NULL;
+    if (ep->failed_tail)
+        ep->failed_tail->next = o;
+    else
+        ep->failed = o;
+    ep->failed_tail = o;
+}
+
+/*
+ * A request that could not be sent on a connection: RFC 3261 §8.1.3.1 and
+ * §17.1.4 treat a transport failure as a 503. The layer has no entry point for
+ * a failure found after send() returned, so the endpoint feeds it a 503 built
+ * for the request, as if the peer had sent it; its reason phrase says why.
+ */
+static void synthesize_503(csip_endpoint *ep, const net_out *o)
+{
+    csip_msg *req = NULL, *resp = NULL;
+    csip_parse_error err;
+    if (csip_msg_parse(o->data, o->len, NULL, &req, &err) != 0 || !csip_msg_is_request(req) ||
+        csip_msg_method(req) == CSIP_METHOD_ACK) {
+        csip_msg_free(req);
+        return;
+    }
+    if (csip_response_for(req, 503, o->reason, CSIP_STR_NULL, ep->mem, &resp) == 0) {
+        int n = csip_msg_print(resp, NULL, 0);
+        char *buf = n > 0 ? csip__malloc(ep->mem, (size_t)n) : NULL;
+        if (buf && csip_msg_print(resp, buf, (size_t)n) == n) {
+            csip_addr src = o->remote;
+            src.conn = 0;
+            (void)csip_txn_layer_recv(ep->txn, buf, (size_t)n, &src, uv_now(ep->loop));
+        }
+        csip__free(ep->mem, buf);
+    }
+    csip_msg_free(resp);
+    csip_msg_free(req);
+}
+
+static void handle_failed(csip_endpoint *ep)
+{
+    while (ep->failed) {
+        net_out *o = ep->failed;
+        ep->failed = o->next;
+        if (!ep->failed)
+            ep->failed_tail = NULL;
+        /* §18.1.1: a request moved to TCP goes back to UDP when the
+         * connection was refused or reset. */
+        if (o->switched && (o->uv_err == UV_ECONNREFUSED || o->uv_err == UV_ECONNRESET) &&
+            csip__net_via_set_transport(o->data, o->len, "UDP")) {
+            csip_addr udp = o->remote;
+            udp.transport = CSIP_TP_UDP;
+            udp.conn = 0;
+            (void)udp_send(ep, &udp, o->data, o->len);
+        } else {
+            synthesize_503(ep, o);
+        }
+        csip__free(ep->mem, o);
+    }
+}
+
+/* ------------------------------------------------------------------------- */
+/* Timers */
+
+static void on_timer(uv_timer_t *t)
+{
+    csip_endpoint *ep = t->data;
+    ep->timer_due = UINT64_MAX;
+    csip_txn_layer_handle_expiry(ep->txn, uv_now(ep->loop));
+}
+
+/* Before each loop iteration: failed sends, then the layer's next expiry. */
+static void on_prepare(uv_prepare_t *p)
+{
+    csip_endpoint *ep = p->data;
+    if (ep->freeing)
+        return;
+    handle_failed(ep);
+    uint64_t due = csip_txn_layer_next_expiry(ep->txn);
+    if (due == ep->timer_due)
+        return;
+    ep->timer_due = due;
+    if (due == UINT64_MAX) {
+        uv_timer_stop(&ep->timer);
+        return;
+    }
+    uint64_t now = uv_now(ep->loop);
+    uv_timer_start(&ep->timer, on_timer, due > now ? due - now : 0, 0);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Listeners */
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    net_listener *l = server->data;
+    if (status < 0 || l->ep->freeing)
+        return;
+    csip__net_accept(l);
+}
+
+static int open_listener(csip_endpoint *ep, net_listener *l, const csip_addr *a)
+{
+    struct sockaddr_storage ss;
+    csip__net_to_sockaddr(a, &ss);
+    const struct sockaddr *sa = (const struct sockaddr *)&ss;
+    int namelen = (int)sizeof ss;
+    int r;
+    l->ep = ep;
+    l->kind = a->transport == CSIP_TP_UDP ? LS_UDP : a->transport == CSIP_TP_TCP ? LS_TCP : LS_TLS;
+    if (l->kind == LS_UDP) {
+        r = uv_udp_init(ep->loop, &l->u.udp);
+        if (r < 0)
+            return uv_to_csip(r);
+        l->init = true;
+        ep->handles++;
+        l->u.h.data = l;
+        r = uv_udp_bind(&l->u.udp, sa, a->family == 6 ? UV_UDP_IPV6ONLY : 0);
+        if (r == 0)
+            r = uv_udp_getsockname(&l->u.udp, (struct sockaddr *)&ss, &namelen);
+        if (r == 0)
+            r = uv_udp_recv_start(&l->u.udp, udp_alloc, udp_recv);
+    } else {
+        r = uv_tcp_init(ep->loop, &l->u.tcp);
+        if (r < 0)
+            return uv_to_csip(r);
+        l->init = true;
+        ep->handles++;
+        l->u.h.data = l;
+        r = uv_tcp_bind(&l->u.tcp, sa, a->family == 6 ? UV_TCP_IPV6ONLY : 0);
+        if (r == 0)
+            r = uv_listen((uv_stream_t *)&l->u.tcp, 128, on_connection);
+        if (r == 0)
+            r = uv_tcp_getsockname(&l->u.tcp, (struct sockaddr *)&ss, &namelen);
+    }
+    if (r < 0)
+        return uv_to_csip(r);
+    csip__net_from_sockaddr((const struct sockaddr *)&ss, (csip_transport)a->transport, &l->local);
+    return 0;
+}
+
+static char *dup_str(const csip_mem *mem, const char *s, bool *fail)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *d = csip__malloc(mem, n);
+    if (!d)
+        *fail = true;
+    else
+        memcpy(d, s, n);
+    return d;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Public API */
+
+int csip_endpoint_new(uv_loop_t *loop, const csip_endpoint_opts *opts,
+                      const csip_txn_callbacks *cb, void *user_data, csip_endpoint **out)
+{
+    if (!out)
+        return CSIP_ERR_INVALID_ARG;
+    *out = NULL;
+    if (!loop || !opts)
+        return CSIP_ERR_INVALID_ARG;
+    size_t n_ls = 0;
+    bool tls = false;
+    for (const char *const *s = opts->listen; s && *s; s++) {
+        csip_addr a;
+        if (parse_spec(*s, &a) != 0)
+            return CSIP_ERR_INVALID_ARG;
+        tls |= a.transport == CSIP_TP_TLS;
+        n_ls++;
+    }
+    if (tls && (!opts->tls_cert_file || !opts->tls_key_file))
+        return CSIP_ERR_INVALID_ARG;
+
+    const csip_mem *mem = opts->txn.mem;
+    csip_endpoint *ep = csip__malloc(mem, sizeof *ep);
+    if (!ep)
+        return CSIP_ERR_NOMEM;
+    memset(ep, 0, sizeof *ep);
+    ep->loop = loop;
+    ep->mem = mem;
+    if (cb)
+        ep->cb = *cb;
+    ep->user_data = user_data;
+    ep->timer_due = UINT64_MAX;
+    ep->next_conn_id = 1;
+    ep->idle_ms = opts->idle_timeout_ms ? opts->idle_timeout_ms : NET_DEFAULT_IDLE_MS;
+    ep->max_conns = opts->max_connections ? opts->max_connections : NET_DEFAULT_MAX_CONNS;
+    ep->limits = opts->txn.limits;
+    uint32_t max_msg = ep->limits.max_stream_message ? ep->limits.max_stream_message
+                                                     : CSIP_DEFAULT_MAX_STREAM_MESSAGE;
+    ep->max_conn_buffer = opts->max_conn_buffer ? opts->max_conn_buffer : 2u * max_msg;
+    ep->udp_mtu = opts->udp_mtu > NET_MTU_MARGIN ? opts->udp_mtu : NET_DEFAULT_MTU;
+    ep->tls_no_verify = opts->tls_no_verify;
+
+    bool fail = false;
+    ep->tls_ca_file = dup_str(mem, opts->tls_ca_file, &fail);
+    ep->tls_cert_file = dup_str(mem, opts->tls_cert_file, &fail);
+    ep->tls_key_file = dup_str(mem, opts->tls_key_file, &fail);
+    ep->rbuf = csip__malloc(mem, NET_RBUF);
+    ep->pbuf = csip__malloc(mem, NET_RBUF);
+    ep->ls = csip__malloc(mem, (n_ls ? n_ls : 1) * sizeof *ep->ls);
+    if (fail || !ep->rbuf || !ep->pbuf || !ep->ls) {
+        ep->freeing = true;
+        ep->handles = 1;
+        csip__net_handle_closed(ep);
+        return CSIP_ERR_NOMEM;
+    }
+    memset(ep->ls, 0, (n_ls ? n_ls : 1) * sizeof *ep->ls);
+
+    /* From here on, csip_endpoint_free() undoes everything. */
+    int rc = 0;
+    csip_txn_callbacks tcb = {ep_send, ep_on_request, ep_on_response, ep_on_stray,
+                              ep_on_terminated};
+    uv_timer_init(loop, &ep->timer);
+    uv_prepare_init(loop, &ep->prepare);
+    uv_timer_init(loop, &ep->idle);
+    ep->handles = 3;
+    ep->timer.data = ep->prepare.data = ep->idle.data = ep;
+    uv_prepare_start(&ep->prepare, on_prepare);
+    uv_unref((uv_handle_t *)&ep->prepare);
+    uv_unref((uv_handle_t *)&ep->idle);
+
+    rc = csip_txn_layer_new(&opts->txn, &tcb, ep, &ep->txn);
+    if (rc == 0 && tls)
+        rc = csip__net_tls_server_ctx(ep);
+    for (size_t i = 0; rc == 0 && i < n_ls; i++) {
+        csip_addr a;
+        (void)parse_spec(opts->listen[i], &a);
+        ep->n_ls = i + 1;
+        rc = open_listener(ep, &ep->ls[i], &a);
+    }
+    if (rc != 0) {
+        csip_endpoint_free(ep);
+        return rc;
+    }
+    *out = ep;
+    return 0;
+}
+
+void csip_endpoint_free(csip_endpoint *ep)
+{
+    if (!ep || ep->freeing)
+        return;
+    /* Transactions end first (their callbacks may still look at the endpoint);
+     * their sends fail from now on. */
+    csip_txn_layer *txn = ep->txn;
+    ep->freeing = true;
+    csip_txn_layer_free(txn);
+    ep->txn = NULL;
+    while (ep->failed) {
+        net_out *o = ep->failed;
+        ep->failed = o->next;
+        csip__free(ep->mem, o);
+    }
+    ep->failed_tail = NULL;
+    for (net_conn *c = ep->conns; c; c = c->next)
+        csip__net_conn_close(c, 0, NULL);
+    for (size_t i = 0; i < ep->n_ls; i++)
+        if (ep->ls[i].init)
+            close_handle(ep, &ep->ls[i].u.h);
+    SSL_CTX_free(ep->tls_server);
+    SSL_CTX_free(ep->tls_client);
+    ep->tls_server = ep->tls_client = NULL;
+    close_handle(ep, (uv_handle_t *)&ep->timer);
+    close_handle(ep, (uv_handle_t *)&ep->prepare);
+    close_handle(ep, (uv_handle_t *)&ep->idle);
+}
+
+csip_txn_layer *csip_endpoint_txn(csip_endpoint *ep)
+{
+    return ep ? ep->txn : NULL;
+}
+
+const csip_addr *csip_endpoint_local(const csip_endpoint *ep, size_t i)
+{
+    return ep && i < ep->n_ls ? &ep->ls[i].local : NULL;
+}
+
+uint64_t csip_endpoint_now(const csip_endpoint *ep)
+{
+    return uv_now(ep->loop);
+}
+
+size_t csip__endpoint_conn_count(const csip_endpoint *ep)
+{
+    size_t n = 0;
+    for (const net_conn *c = ep->conns; c; c = c->next)
+        n += c->state != CONN_CLOSING;
+    return n;
+}
