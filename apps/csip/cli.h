@@ -21,5 +21,7 @@ typedef int (*cli_command_fn)(int argc, char **argv);
 int cmd_parse(int argc, char **argv);
 /* csip status [CODE] */
 int cmd_status(int argc, char **argv);
+/* csip options URI [--transport udp|tcp|tls] [--timeout S] [--ca-file F] [--insecure] [-v] */
+int cmd_options(int argc, char **argv);
 
 #endif

@@ -21,6 +21,10 @@ static const cli_command commands[] = {
     {"parse", cmd_parse, "[--role uas|proxy|registrar] [--stream] [--pretty] [FILE|-]",
      "parse a SIP message (or a stream of them) and print it as JSON"},
     {"status", cmd_status, "[CODE]", "describe a response status code, or list the registry"},
+#ifdef CSIP_TOOL_NET
+    {"options", cmd_options, "URI [--transport udp|tcp|tls] [--timeout S] [-v]",
+     "send OPTIONS to URI and print the messages and the final response"},
+#endif
     {"help", cmd_help, "", "show this help"},
 };
 
