@@ -191,7 +191,9 @@ typedef struct csip_parse_error {
     size_t offset;      /**< byte offset into the input */
     uint32_t line;      /**< 1-based line of the fault */
     uint32_t column;    /**< 1-based column (byte) */
-    csip_str header;    /**< name of the header at fault, as written (absent if none) */
+    csip_str header;    /**< name of the header at fault, as written (absent if none);
+                             borrowed: it points into the message while it lives, or into
+                             the caller's input (stream framing), never into freed memory */
     int status;         /**< the response a server should send: 400, 505, 513, …; 0 = none */
     const char *reason; /**< reason phrase for that response, naming the fault. Static. */
 } csip_parse_error;
