@@ -22,7 +22,7 @@ for group in "$@"; do
       need_cmd dnsmasq dnsmasq-base
       need_cmd sipp sip-tester ;;
     fuzz)
-      need_cmd clang-14 clang-14
+      need_cmd clang clang
       need_file /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a libclang-rt-14-dev ;;
     bench)
       need_pc sofia-sip-ua libsofia-sip-ua-dev; need_pc libosip2 libosip2-dev
