@@ -214,7 +214,7 @@ static int raw_write(net_conn *c, const char *data, size_t len)
     if (queued + len > ep->max_conn_buffer) {
         /* The peer does not read: drop it rather than buffer without end. */
         csip__net_conn_close(c, UV_ENOBUFS, "Send buffer full");
-        return CSIP_ERR_INVALID_ARG;
+        return CSIP_ERR_TRANSPORT;
     }
     c->last_active = uv_now(ep->loop);
     if (queued == 0) {
@@ -227,7 +227,7 @@ static int raw_write(net_conn *c, const char *data, size_t len)
                 return 0;
         } else if (r != UV_EAGAIN) {
             csip__net_conn_close(c, r, "Connection failed");
-            return CSIP_ERR_INVALID_ARG;
+            return CSIP_ERR_TRANSPORT;
         }
     }
     wreq *w = csip__malloc(ep->mem, sizeof *w + len);
@@ -240,7 +240,7 @@ static int raw_write(net_conn *c, const char *data, size_t len)
     if (r < 0) {
         csip__free(ep->mem, w);
         csip__net_conn_close(c, r, "Connection failed");
-        return CSIP_ERR_INVALID_ARG;
+        return CSIP_ERR_TRANSPORT;
     }
     return 0;
 }
@@ -254,7 +254,7 @@ static int tls_flush(net_conn *c)
         if (!tmp)
             return CSIP_ERR_NOMEM;
         int r = BIO_read(c->wbio, tmp, (int)n);
-        int rc = r > 0 ? raw_write(c, tmp, (size_t)r) : CSIP_ERR_INVALID_ARG;
+        int rc = r > 0 ? raw_write(c, tmp, (size_t)r) : CSIP_ERR_TRANSPORT;
         csip__free(c->ep->mem, tmp);
         if (rc != 0)
             return rc;
@@ -269,7 +269,7 @@ static int conn_write_now(net_conn *c, const void *data, size_t len)
     ERR_clear_error();
     if (SSL_write(c->ssl, data, (int)len) != (int)len) {
         csip__net_conn_close(c, 0, "TLS write failed");
-        return CSIP_ERR_INVALID_ARG;
+        return CSIP_ERR_TRANSPORT;
     }
     return tls_flush(c);
 }
@@ -312,7 +312,7 @@ static int conn_send(net_conn *c, const void *data, size_t len, bool switched)
     if (c->state == CONN_OPEN)
         return conn_write_now(c, data, len);
     if (c->pend_bytes + len > ep->max_conn_buffer)
-        return CSIP_ERR_INVALID_ARG;
+        return CSIP_ERR_TRANSPORT;
     net_out *o = csip__malloc(ep->mem, sizeof *o + len);
     if (!o)
         return CSIP_ERR_NOMEM;
@@ -581,9 +581,9 @@ static int conn_connect(csip_endpoint *ep, const csip_addr *dst, const void *dat
 {
     bool tls = dst->transport == CSIP_TP_TLS;
     if (ep->n_conns >= ep->max_conns)
-        return CSIP_ERR_INVALID_ARG;
+        return CSIP_ERR_TRANSPORT;
     if (tls && !csip__net_tls_client_ctx(ep))
-        return CSIP_ERR_INVALID_ARG;
+        return CSIP_ERR_TRANSPORT;
     net_conn *c = conn_new(ep, (csip_transport)dst->transport);
     if (!c)
         return CSIP_ERR_NOMEM;
@@ -618,7 +618,7 @@ static int conn_connect(csip_endpoint *ep, const csip_addr *dst, const void *dat
     int r = uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&ss, on_connect);
     if (r < 0) {
         csip__net_conn_close(c, r, NULL);
-        return CSIP_ERR_INVALID_ARG;
+        return CSIP_ERR_TRANSPORT;
     }
     *out = c;
     return 0;
@@ -667,7 +667,7 @@ int csip__net_stream_send(csip_endpoint *ep, const csip_addr *dst, const void *d
                           bool switched)
 {
     if ((dst->family != 4 && dst->family != 6) || (!dst->port && !dst->conn))
-        return CSIP_ERR_INVALID_ARG;
+        return CSIP_ERR_TRANSPORT;
     net_conn *c = NULL;
     /* §18.2.2: the connection the request came on, while it is open. */
     if (dst->conn)
@@ -682,7 +682,7 @@ int csip__net_stream_send(csip_endpoint *ep, const csip_addr *dst, const void *d
                 break;
     if (!c) {
         if (!dst->port)
-            return CSIP_ERR_INVALID_ARG;
+            return CSIP_ERR_TRANSPORT;
         int rc = conn_connect(ep, dst, data, len, &c);
         if (rc != 0)
             return rc;

@@ -98,11 +98,11 @@ static int parse_spec(const char *spec, csip_addr *out)
     return 0;
 }
 
-/* libuv errors at the API boundary: memory, or an unusable address. The
- * error map has no transport range yet (see docs/internals/net.md). */
+/* libuv errors at the API boundary: memory, or a transport error (address
+ * in use, unreachable, …). */
 static int uv_to_csip(int uv_err)
 {
-    return uv_err == UV_ENOMEM || uv_err == UV_ENOBUFS ? CSIP_ERR_NOMEM : CSIP_ERR_INVALID_ARG;
+    return uv_err == UV_ENOMEM || uv_err == UV_ENOBUFS ? CSIP_ERR_NOMEM : CSIP_ERR_TRANSPORT;
 }
 
 /* ------------------------------------------------------------------------- */
@@ -176,7 +176,7 @@ static int udp_send(csip_endpoint *ep, const csip_addr *dst, const void *data, s
         if (ep->ls[i].kind == LS_UDP && ep->ls[i].local.family == dst->family)
             l = &ep->ls[i];
     if (!l)
-        return CSIP_ERR_INVALID_ARG; /* no UDP socket of that family */
+        return CSIP_ERR_TRANSPORT; /* no UDP socket of that family */
     struct sockaddr_storage ss;
     csip__net_to_sockaddr(dst, &ss);
     uv_buf_t b = uv_buf_init((char *)(uintptr_t)data, (unsigned)len);
@@ -245,7 +245,7 @@ static int send_switched(csip_endpoint *ep, const csip_addr *dst, const void *da
     if (!copy)
         return CSIP_ERR_NOMEM;
     memcpy(copy, data, len);
-    int rc = CSIP_ERR_INVALID_ARG;
+    int rc = CSIP_ERR_TRANSPORT;
     if (csip__net_via_set_transport(copy, len, "TCP")) {
         csip_addr tcp = *dst;
         tcp.transport = CSIP_TP_TCP;
@@ -265,7 +265,7 @@ static int ep_send(csip_txn_layer *layer, const csip_addr *dst, const void *data
     (void)layer;
     csip_endpoint *ep = user_data;
     if (ep->freeing)
-        return CSIP_ERR_INVALID_ARG;
+        return CSIP_ERR_TRANSPORT;
     switch ((csip_transport)dst->transport) {
     case CSIP_TP_UDP:
         if (len > ep->udp_mtu - NET_MTU_MARGIN && is_request(data, len))
@@ -279,7 +279,7 @@ static int ep_send(csip_txn_layer *layer, const csip_addr *dst, const void *data
     case CSIP_TP_WSS:
         break;
     }
-    return CSIP_ERR_INVALID_ARG;
+    return CSIP_ERR_TRANSPORT; /* SCTP, WS, WSS: not carried by this runtime */
 }
 
 static void ep_on_request(csip_txn_layer *layer, csip_txn *st, const csip_msg *req,

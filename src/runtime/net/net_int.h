@@ -148,8 +148,9 @@ bool csip__net_via_set_transport(char *data, size_t len, const char *tp3);
 /* Sends bytes on a stream transport: on dst->conn when it is open, else on an
  * open connection to the same address and transport, else on a new one.
  * switched: a UDP request sent over TCP (§18.1.1).
- * @return 0 (sent or queued), CSIP_ERR_NOMEM, or CSIP_ERR_INVALID_ARG (no
- *         connection could be made: cap reached, connect refused at once). */
+ * @return 0 (sent or queued), CSIP_ERR_NOMEM, or CSIP_ERR_TRANSPORT (no
+ *         connection could be made: cap reached, connect refused at once;
+ *         or the connection failed writing). */
 int csip__net_stream_send(csip_endpoint *ep, const csip_addr *dst, const void *data, size_t len,
                           bool switched);
 /* Accepts a connection from a TCP or TLS listener. */
