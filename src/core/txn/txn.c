@@ -362,10 +362,14 @@ static uint64_t hash_2543(const csip_txn_layer *l, csip_str call_id, uint32_t cs
            ((uint64_t)cseq * 0x9E3779B97F4A7C15ull);
 }
 
+/* The stored hash is compared first: a chain walk touches no message until
+ * the hashes agree. */
 static csip_txn *find_client(const csip_txn_layer *l, csip_str branch, csip_str method)
 {
-    for (csip_txn *t = csip__txn_bucket(l, hash_branch(l, branch)); t; t = t->hnext)
-        if (is_client(t) && csip_str_ieq(t->via->branch, branch) && csip_str_eq(t->method, method))
+    uint64_t h = hash_branch(l, branch);
+    for (csip_txn *t = csip__txn_bucket(l, h); t; t = t->hnext)
+        if (t->hash == h && is_client(t) && csip_str_ieq(t->via->branch, branch) &&
+            csip_str_eq(t->method, method))
             return t;
     return NULL;
 }
@@ -380,9 +384,10 @@ static bool sent_by_equal(const csip_via *a, const csip_via *b)
 static csip_txn *find_server(const csip_txn_layer *l, const csip_via *via, csip_str method,
                              bool invite_of)
 {
-    for (csip_txn *t = csip__txn_bucket(l, hash_branch(l, via->branch)); t; t = t->hnext) {
-        if (is_client(t) || (t->flags & TXF_2543) || !csip_str_ieq(t->via->branch, via->branch) ||
-            !sent_by_equal(t->via, via))
+    uint64_t h = hash_branch(l, via->branch);
+    for (csip_txn *t = csip__txn_bucket(l, h); t; t = t->hnext) {
+        if (t->hash != h || is_client(t) || (t->flags & TXF_2543) ||
+            !csip_str_ieq(t->via->branch, via->branch) || !sent_by_equal(t->via, via))
             continue;
         if (invite_of ? t->kind == CSIP_TXN_INVITE_SERVER : csip_str_eq(t->method, method))
             return t;
@@ -444,8 +449,9 @@ static csip_txn *find_2543(const csip_txn_layer *l, const csip_msg *r, int mode)
     const csip_cseq *cseq;
     if (csip_msg_call_id(r, &cid) != 0 || csip_msg_cseq(r, &cseq) != 0)
         return NULL;
-    for (csip_txn *t = csip__txn_bucket(l, hash_2543(l, cid, cseq->number)); t; t = t->hnext)
-        if (!is_client(t) && (t->flags & TXF_2543) && match_2543(t, r, mode))
+    uint64_t h = hash_2543(l, cid, cseq->number);
+    for (csip_txn *t = csip__txn_bucket(l, h); t; t = t->hnext)
+        if (t->hash == h && !is_client(t) && (t->flags & TXF_2543) && match_2543(t, r, mode))
             return t;
     return NULL;
 }
