@@ -57,7 +57,7 @@ static int fz_send(csip_txn_layer *l, const csip_addr *dst, const void *data, si
     for (size_t i = 0; i < len; i++)
         acc = (unsigned char)(acc ^ ((const unsigned char *)data)[i]);
     (void)acc;
-    return len % 97 == 13 ? CSIP_ERR_CALLBACK_FAILURE : 0; /* now and then a transport error */
+    return len % 97 == 13 ? CSIP_ERR_TRANSPORT : 0; /* now and then a transport error */
 }
 
 static void fz_request(csip_txn_layer *l, csip_txn *st, const csip_msg *req, const csip_addr *src,

@@ -220,11 +220,11 @@ static int sim_send(csip_txn_layer *layer, const csip_addr *dst, const void *dat
     bool reliable = csip_transport_reliable((csip_transport)dst->transport);
     if (!to) {
         trace(s, SIM_NO_ROUTE, from, NULL, data, len);
-        return reliable ? CSIP_ERR_CALLBACK_FAILURE : 0;
+        return reliable ? CSIP_ERR_TRANSPORT : 0;
     }
     if (partitioned(s, from->idx, to->idx, s->now)) {
         trace(s, SIM_PARTITIONED, from, to, data, len);
-        return reliable ? CSIP_ERR_CALLBACK_FAILURE : 0;
+        return reliable ? CSIP_ERR_TRANSPORT : 0;
     }
     const sim_link *l = s->has_link[from->idx][to->idx] ? &s->links[from->idx][to->idx] : &s->dflt;
     uint64_t at = s->now + l->delay_ms + sim_range(s, 0, l->jitter_ms);

@@ -6,9 +6,10 @@
  * jitter, loss, duplication and reordering (datagram links), or in order and
  * without loss (reliable links, when the destination's transport is
  * reliable); partitions cut both directions between two endpoints for a time
- * window (datagrams are dropped, a reliable send fails as a broken connection
- * would). Everything random comes from the sim's own PRNG (xoshiro256**
- * seeded through splitmix64), so a seed replays the same run exactly.
+ * window (datagrams are dropped, a reliable send fails with CSIP_ERR_TRANSPORT
+ * as a broken connection would). Everything random comes from the sim's own
+ * PRNG (xoshiro256** seeded through splitmix64), so a seed replays the same
+ * run exactly.
  *
  * The clock is virtual: sim_run() jumps from one event to the next (a packet
  * arriving, an action the test scheduled with sim_at(), a layer timer), so a

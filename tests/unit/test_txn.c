@@ -45,7 +45,7 @@ static int cap_send(csip_txn_layer *l, const csip_addr *dst, const void *data, s
     (void)l;
     (void)ud;
     if (C.fail_send)
-        return CSIP_ERR_CALLBACK_FAILURE;
+        return CSIP_ERR_TRANSPORT;
     if (C.nout < MAX_CAP) {
         sent *s = &C.out[C.nout++];
         s->dst = *dst;
@@ -861,7 +861,7 @@ static void test_response_routing(void)
     csip_addr dst = addr("192.0.2.2", 5060, CSIP_TP_UDP);
     EXPECT_OK(csip_txn_layer_send_stateless(l, req, &dst, 0));
     C.fail_send = 1;
-    EXPECT_EQ(csip_txn_layer_send_stateless(l, req, &dst, 0), CSIP_ERR_CALLBACK_FAILURE);
+    EXPECT_EQ(csip_txn_layer_send_stateless(l, req, &dst, 0), CSIP_ERR_TRANSPORT);
     C.fail_send = 0;
     csip_msg_free(req);
     teardown(l);
