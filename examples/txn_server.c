@@ -18,13 +18,13 @@
  */
 #define _DEFAULT_SOURCE /* uv.h needs POSIX types */
 
+#include "csip/csip.h"
+#include "csip/net.h"
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "csip/csip.h"
-#include "csip/net.h"
 
 #define MAX_LISTEN 16
 #define T1_MS 500u
@@ -36,8 +36,8 @@ typedef struct server server;
 typedef struct call {
     struct call *next;
     server *srv;
-    csip_txn *st;  /* the INVITE server transaction while it rings */
-    csip_msg *ok;  /* the 2xx (kept for retransmission) */
+    csip_txn *st; /* the INVITE server transaction while it rings */
+    csip_msg *ok; /* the 2xx (kept for retransmission) */
     char call_id[256];
     size_t call_id_len;
     uint32_t cseq;
@@ -123,8 +123,8 @@ static int respond(server *s, csip_txn *st, int code, const char *tag, const cha
     if (contact)
         (void)csip_msg_hdr_add(resp, CSIP_HDR_CONTACT, csip_str_c(contact), false);
     if (code == 200 || code == 405 || code == 501)
-        (void)csip_msg_hdr_add(resp, CSIP_HDR_ALLOW,
-                               CSIP_STR("INVITE, ACK, CANCEL, BYE, OPTIONS"), false);
+        (void)csip_msg_hdr_add(resp, CSIP_HDR_ALLOW, CSIP_STR("INVITE, ACK, CANCEL, BYE, OPTIONS"),
+                               false);
     return csip_txn_respond(st, resp, csip_endpoint_now(s->ep));
 }
 

@@ -17,14 +17,14 @@
  */
 #define _DEFAULT_SOURCE /* uv.h needs POSIX types */
 
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include "cli.h"
 #include "csip/csip.h"
 #include "csip/dns.h"
 #include "csip/net.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define MAX_TARGETS 16
 #define DEFAULT_TIMEOUT_MS 32000u
@@ -46,7 +46,7 @@ typedef struct opt_app {
     csip_endpoint *ep;
     csip_txn *txn;
     char call_id[64];
-    char *sent;        /* the request as printed, for -v of retransmissions */
+    char *sent; /* the request as printed, for -v of retransmissions */
     size_t sent_len;
     char peer_text[80]; /* "UDP 127.0.0.1:5060" */
     uint64_t seen_retrans, seen_received;
@@ -63,19 +63,18 @@ typedef struct opt_app {
 
 static void options_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: csip options URI [--transport udp|tcp|tls] [--timeout S] [--ca-file FILE]\n"
-            "                        [--insecure] [-v]\n"
-            "\n"
-            "Sends OPTIONS to URI (sip: or sips:) and prints each message sent and received\n"
-            "on one line (-v: in full), then the final response.\n"
-            "  --transport  udp, tcp or tls (default: the URI's transport parameter, TLS for\n"
-            "               sips:, else what RFC 3263 location finds, else UDP)\n"
-            "  --timeout S  give up after S seconds (default 32, Timer F)\n"
-            "  --ca-file    trust anchors (PEM) for TLS instead of the system's\n"
-            "  --insecure   do not verify the TLS server certificate or its name\n"
-            "\n"
-            "exit status: 0 for a 2xx response, 1 for any other outcome, 2 usage error\n");
+    fprintf(f, "usage: csip options URI [--transport udp|tcp|tls] [--timeout S] [--ca-file FILE]\n"
+               "                        [--insecure] [-v]\n"
+               "\n"
+               "Sends OPTIONS to URI (sip: or sips:) and prints each message sent and received\n"
+               "on one line (-v: in full), then the final response.\n"
+               "  --transport  udp, tcp or tls (default: the URI's transport parameter, TLS for\n"
+               "               sips:, else what RFC 3263 location finds, else UDP)\n"
+               "  --timeout S  give up after S seconds (default 32, Timer F)\n"
+               "  --ca-file    trust anchors (PEM) for TLS instead of the system's\n"
+               "  --insecure   do not verify the TLS server certificate or its name\n"
+               "\n"
+               "exit status: 0 for a 2xx response, 1 for any other outcome, 2 usage error\n");
 }
 
 /* "0.5", "3", "10.25" seconds to milliseconds. */
@@ -173,8 +172,7 @@ static void sync_stats(opt_app *a)
             print_raw(a->sent, a->sent_len);
     }
     for (; a->seen_received < st.received; a->seen_received++)
-        printf("<-- (a retransmitted response, absorbed by the transaction) (%s)\n",
-               a->peer_text);
+        printf("<-- (a retransmitted response, absorbed by the transaction) (%s)\n", a->peer_text);
 }
 
 static void on_check(uv_check_t *c)
@@ -360,8 +358,7 @@ static int attempt(opt_app *a, const csip_target *t)
     csip_txn_callbacks cb = {NULL, NULL, on_response, NULL, on_terminated};
     int rc = csip_endpoint_new(&a->loop, &eo, &cb, a, &a->ep);
     if (rc != 0) {
-        fprintf(stderr, "csip options: cannot open sockets on %s: %s\n", lhost,
-                csip_strerror(rc));
+        fprintf(stderr, "csip options: cannot open sockets on %s: %s\n", lhost, csip_strerror(rc));
         return 2;
     }
     const csip_addr *lu = csip_endpoint_local(a->ep, 0), *lt = csip_endpoint_local(a->ep, 1);

@@ -8,6 +8,10 @@
  */
 #define _DEFAULT_SOURCE /* uv.h, usleep, mkdtemp */
 
+#include "check.h"
+#include "csip/net.h"
+#include "net/net_int.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -21,10 +25,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "check.h"
-#include "csip/net.h"
-#include "net/net_int.h"
-
 static uv_loop_t loop;
 
 /* ------------------------------------------------------------------------- */
@@ -37,7 +37,7 @@ typedef struct peer {
     csip_addr src;
     char via_tp[8];
     size_t req_body;
-    bool hold;       /* keep the next request's transaction unanswered */
+    bool hold; /* keep the next request's transaction unanswered */
     csip_txn *held;
     /* client side */
     int n_final;
@@ -148,8 +148,8 @@ static int send_options(peer *p, const csip_addr *dst, const char *ruri, size_t 
     free(body);
     if (rc != 0)
         return rc;
-    return csip_txn_client_new(csip_endpoint_txn(p->ep), req, dst, NULL,
-                               csip_endpoint_now(p->ep), NULL);
+    return csip_txn_client_new(csip_endpoint_txn(p->ep), req, dst, NULL, csip_endpoint_now(p->ep),
+                               NULL);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -163,14 +163,14 @@ static uint64_t ms_now(void)
 
 /* Runs the loop until cond holds or ms pass, then expects cond (evaluated
  * again: cond must be idempotent). */
-#define EXPECT_WAIT(cond, ms)                                                                    \
-    do {                                                                                         \
-        uint64_t t0_ = ms_now();                                                                 \
-        while (!(cond) && ms_now() - t0_ < (uint64_t)(ms)) {                                     \
-            uv_run(&loop, UV_RUN_NOWAIT);                                                        \
-            usleep(500);                                                                         \
-        }                                                                                        \
-        EXPECT_TRUE(cond);                                                                       \
+#define EXPECT_WAIT(cond, ms)                                                                      \
+    do {                                                                                           \
+        uint64_t t0_ = ms_now();                                                                   \
+        while (!(cond) && ms_now() - t0_ < (uint64_t)(ms)) {                                       \
+            uv_run(&loop, UV_RUN_NOWAIT);                                                          \
+            usleep(500);                                                                           \
+        }                                                                                          \
+        EXPECT_TRUE(cond);                                                                         \
     } while (0)
 
 static void pump(unsigned ms)
@@ -324,9 +324,9 @@ static const char *raw_request(const char *method, const char *via, char *out, s
 static void test_listen_specs(void)
 {
     loop_begin();
-    static const char *bad[] = {"udp127.0.0.1:5060", "sctp:127.0.0.1:5060", "udp:::1:5060",
-                                "udp:[::1:5060",     "tcp:127.0.0.1:65536", "tcp:localhost:5060",
-                                "udp:127.0.0.1:x",   NULL};
+    static const char *bad[] = {
+        "udp127.0.0.1:5060",   "sctp:127.0.0.1:5060", "udp:::1:5060",    "udp:[::1:5060",
+        "tcp:127.0.0.1:65536", "tcp:localhost:5060",  "udp:127.0.0.1:x", NULL};
     for (size_t i = 0; bad[i]; i++) {
         const char *l[] = {bad[i], NULL};
         peer p;
@@ -443,9 +443,8 @@ static void test_idle_timeout(void)
     EXPECT_EQ(csip__endpoint_conn_count(srv.ep), 1);
     uint64_t t0 = ms_now();
     /* The server closes; the client sees the close. */
-    EXPECT_WAIT(csip__endpoint_conn_count(srv.ep) == 0 &&
-                               csip__endpoint_conn_count(cli.ep) == 0,
-                           3000);
+    EXPECT_WAIT(csip__endpoint_conn_count(srv.ep) == 0 && csip__endpoint_conn_count(cli.ep) == 0,
+                3000);
     uint64_t took = ms_now() - t0;
     EXPECT_GE(took, 100);
     EXPECT_LE(took, 1000);
@@ -599,8 +598,7 @@ static void test_route_tcp_reconnect(void)
     close(fd);
     EXPECT_WAIT(csip__endpoint_conn_count(srv.ep) == 0, 2000);
     csip_msg *resp;
-    ASSERT_OK(csip_response_for(csip_txn_request(srv.held), 200, NULL, CSIP_STR("x"), NULL,
-                                &resp));
+    ASSERT_OK(csip_response_for(csip_txn_request(srv.held), 200, NULL, CSIP_STR("x"), NULL, &resp));
     ASSERT_OK(csip_txn_respond(srv.held, resp, csip_endpoint_now(srv.ep)));
     int afd = -1;
     EXPECT_WAIT(accept_once(lfd, &afd), 2000);
@@ -702,8 +700,7 @@ static void test_udp_to_tcp_switch(void)
     EXPECT_EQ(st.received, 2); /* one small, one large: no repeats over TCP */
     csip_msg *resp;
     ASSERT_TRUE(srv.held != NULL);
-    ASSERT_OK(csip_response_for(csip_txn_request(srv.held), 200, NULL, CSIP_STR("x"), NULL,
-                                &resp));
+    ASSERT_OK(csip_response_for(csip_txn_request(srv.held), 200, NULL, CSIP_STR("x"), NULL, &resp));
     ASSERT_OK(csip_txn_respond(srv.held, resp, csip_endpoint_now(srv.ep)));
     EXPECT_WAIT(cli.n_final == 2, 2000);
     EXPECT_EQ(cli.status, 200);
@@ -919,28 +916,17 @@ static void test_tls_no_verify(void)
 int main(int argc, char **argv)
 {
     static const check_test tests[] = {
-        CHECK_TEST(test_listen_specs),
-        CHECK_TEST(test_udp_round_trip),
-        CHECK_TEST(test_tcp_round_trip),
-        CHECK_TEST(test_tcp_reuse),
-        CHECK_TEST(test_idle_timeout),
-        CHECK_TEST(test_buffer_cap),
-        CHECK_TEST(test_connection_cap),
-        CHECK_TEST(test_framing_ncl),
-        CHECK_TEST(test_framing_mcl01),
-        CHECK_TEST(test_route_tcp_same_connection),
-        CHECK_TEST(test_route_tcp_reconnect),
-        CHECK_TEST(test_route_udp),
-        CHECK_TEST(test_udp_to_tcp_switch),
-        CHECK_TEST(test_udp_to_tcp_fallback),
-        CHECK_TEST(test_tcp_refused),
-        CHECK_TEST(test_timer_f),
-        CHECK_TEST(test_free_busy),
-        CHECK_TEST(test_tls_name_ok),
-        CHECK_TEST(test_tls_ip_ok),
-        CHECK_TEST(test_tls_name_mismatch),
-        CHECK_TEST(test_tls_ip_mismatch),
-        CHECK_TEST(test_tls_no_verify),
+        CHECK_TEST(test_listen_specs),        CHECK_TEST(test_udp_round_trip),
+        CHECK_TEST(test_tcp_round_trip),      CHECK_TEST(test_tcp_reuse),
+        CHECK_TEST(test_idle_timeout),        CHECK_TEST(test_buffer_cap),
+        CHECK_TEST(test_connection_cap),      CHECK_TEST(test_framing_ncl),
+        CHECK_TEST(test_framing_mcl01),       CHECK_TEST(test_route_tcp_same_connection),
+        CHECK_TEST(test_route_tcp_reconnect), CHECK_TEST(test_route_udp),
+        CHECK_TEST(test_udp_to_tcp_switch),   CHECK_TEST(test_udp_to_tcp_fallback),
+        CHECK_TEST(test_tcp_refused),         CHECK_TEST(test_timer_f),
+        CHECK_TEST(test_free_busy),           CHECK_TEST(test_tls_name_ok),
+        CHECK_TEST(test_tls_ip_ok),           CHECK_TEST(test_tls_name_mismatch),
+        CHECK_TEST(test_tls_ip_mismatch),     CHECK_TEST(test_tls_no_verify),
     };
     return check_run(tests, sizeof tests / sizeof tests[0], argc, argv);
 }

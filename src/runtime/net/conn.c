@@ -556,8 +556,8 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     if (status < 0) {
         char reason[96];
-        snprintf(reason, sizeof reason, "%s connect failed: %s",
-                 c->ssl ? "TLS" : "TCP", uv_strerror(status));
+        snprintf(reason, sizeof reason, "%s connect failed: %s", c->ssl ? "TLS" : "TCP",
+                 uv_strerror(status));
         csip__net_conn_close(c, status, reason);
         return;
     }

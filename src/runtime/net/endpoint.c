@@ -473,8 +473,8 @@ static char *dup_str(const csip_mem *mem, const char *s, bool *fail)
 /* ------------------------------------------------------------------------- */
 /* Public API */
 
-int csip_endpoint_new(uv_loop_t *loop, const csip_endpoint_opts *opts,
-                      const csip_txn_callbacks *cb, void *user_data, csip_endpoint **out)
+int csip_endpoint_new(uv_loop_t *loop, const csip_endpoint_opts *opts, const csip_txn_callbacks *cb,
+                      void *user_data, csip_endpoint **out)
 {
     if (!out)
         return CSIP_ERR_INVALID_ARG;

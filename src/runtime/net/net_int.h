@@ -21,12 +21,12 @@
 #define _DEFAULT_SOURCE
 #endif
 
-#include <openssl/ssl.h>
-#include <uv.h>
-
 #include "base/base_int.h"
 #include "csip/msg.h"
 #include "csip/net.h"
+
+#include <openssl/ssl.h>
+#include <uv.h>
 
 /* Defaults of csip_endpoint_opts. */
 #define NET_DEFAULT_IDLE_MS 300000u
@@ -42,10 +42,10 @@
  * a synthesized 503 for a request, or the UDP fallback of §18.1.1). */
 typedef struct net_out {
     struct net_out *next;
-    csip_addr remote;   /* where it was going (transport of the connection) */
-    bool switched;      /* a UDP request sent over TCP because of its size */
-    int uv_err;         /* why it failed (0 while waiting) */
-    char reason[96];    /* reason phrase of the synthesized 503 */
+    csip_addr remote; /* where it was going (transport of the connection) */
+    bool switched;    /* a UDP request sent over TCP because of its size */
+    int uv_err;       /* why it failed (0 while waiting) */
+    char reason[96];  /* reason phrase of the synthesized 503 */
     size_t len;
     char data[];
 } net_out;
@@ -54,7 +54,7 @@ typedef enum conn_state {
     CONN_CONNECTING = 0, /* outbound TCP connect in progress */
     CONN_HANDSHAKE,      /* TLS handshake in progress */
     CONN_OPEN,
-    CONN_CLOSING,        /* uv_shutdown or uv_close requested; invisible to lookups */
+    CONN_CLOSING, /* uv_shutdown or uv_close requested; invisible to lookups */
 } conn_state;
 
 typedef struct net_conn {
@@ -69,10 +69,10 @@ typedef struct net_conn {
     bool outbound;
     bool draining;         /* CLOSING after a framing error: reading and discarding */
     uint64_t linger_until; /* when a draining connection is closed anyway */
-    uint64_t last_active; /* uv_now of the last byte read or written */
-    SSL *ssl;             /* TLS only; owns its two memory BIOs */
-    BIO *rbio, *wbio;     /* network -> SSL, SSL -> network */
-    char *rx;             /* plaintext received, not yet framed */
+    uint64_t last_active;  /* uv_now of the last byte read or written */
+    SSL *ssl;              /* TLS only; owns its two memory BIOs */
+    BIO *rbio, *wbio;      /* network -> SSL, SSL -> network */
+    char *rx;              /* plaintext received, not yet framed */
     size_t rx_len, rx_cap;
     csip_stream fr;
     net_out *pend, *pend_tail; /* messages waiting for CONN_OPEN */
