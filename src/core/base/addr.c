@@ -54,7 +54,7 @@ int csip_transport_lookup(csip_str name)
 }
 
 /* A dotted quad of dec-octets (1 to 3 digits, no leading zero, at most 255). */
-static bool parse_ipv4(const char *p, size_t n, uint8_t out[4])
+bool csip__ipv4_parse(const char *p, size_t n, uint8_t out[4])
 {
     size_t i = 0;
     for (int part = 0; part < 4; part++) {
@@ -75,7 +75,7 @@ static bool parse_ipv4(const char *p, size_t n, uint8_t out[4])
 }
 
 /* RFC 4291 §2.2 text forms: eight groups, "::" once, an embedded IPv4 tail. */
-static bool parse_ipv6(const char *p, size_t n, uint8_t out[16])
+bool csip__ipv6_parse(const char *p, size_t n, uint8_t out[16])
 {
     uint16_t g[8];
     int ng = 0, dbl = -1;
@@ -98,7 +98,7 @@ static bool parse_ipv6(const char *p, size_t n, uint8_t out[16])
         }
         if (i < n && p[i] == '.') {
             uint8_t v4[4];
-            if (ng > 6 || !parse_ipv4(p + st, n - st, v4))
+            if (ng > 6 || !csip__ipv4_parse(p + st, n - st, v4))
                 return false;
             g[ng++] = (uint16_t)(v4[0] << 8 | v4[1]);
             g[ng++] = (uint16_t)(v4[2] << 8 | v4[3]);
@@ -147,12 +147,12 @@ int csip_addr_set_ip(csip_addr *a, csip_str ip)
     uint8_t buf[16];
     memset(buf, 0, sizeof buf);
     if (ip.len >= 2 && ip.p[0] == '[') {
-        if (ip.p[ip.len - 1] != ']' || !parse_ipv6(ip.p + 1, ip.len - 2, buf))
+        if (ip.p[ip.len - 1] != ']' || !csip__ipv6_parse(ip.p + 1, ip.len - 2, buf))
             return CSIP_ERR_SYNTAX;
         a->family = 6;
-    } else if (parse_ipv4(ip.p, ip.len, buf)) {
+    } else if (csip__ipv4_parse(ip.p, ip.len, buf)) {
         a->family = 4;
-    } else if (parse_ipv6(ip.p, ip.len, buf)) {
+    } else if (csip__ipv6_parse(ip.p, ip.len, buf)) {
         a->family = 6;
     } else {
         return CSIP_ERR_SYNTAX;

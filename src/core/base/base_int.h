@@ -118,6 +118,12 @@ static inline const char *csip__span(const char *p, const char *end, unsigned cl
     return p;
 }
 
+/* IP literals (addr.c), shared by addresses, URIs and Via: a dotted quad of
+ * four dec-octets without leading zeros, and the RFC 4291 §2.2 text forms of
+ * IPv6 (no brackets, no zone). Return true when [p, p+n) is exactly one. */
+bool csip__ipv4_parse(const char *p, size_t n, uint8_t out[4]);
+bool csip__ipv6_parse(const char *p, size_t n, uint8_t out[16]);
+
 /* Trims SP/HT/CR/LF from both ends of a view. */
 csip_str csip__trim(csip_str s);
 

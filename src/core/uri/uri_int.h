@@ -5,6 +5,7 @@
 #ifndef CSIP_URI_INT_H
 #define CSIP_URI_INT_H
 
+#include "base/base_int.h"
 #include "csip/uri.h"
 
 /*
@@ -14,14 +15,5 @@
  * Returns true when the host is well formed.
  */
 bool csip__host_check(const char *p, size_t n, csip_host_type *type);
-
-/*
- * Parses an IPv6 address (RFC 4291 §2.2 text forms, no brackets, no zone) into
- * 16 octets. Returns true when well formed.
- */
-bool csip__ipv6_parse(const char *p, size_t n, uint8_t out[16]);
-
-/* Parses a dotted-quad IPv4 address (four dec-octets) into 4 octets. */
-bool csip__ipv4_parse(const char *p, size_t n, uint8_t out[4]);
 
 #endif
