@@ -403,6 +403,32 @@ static void test_tcp_round_trip(void)
     round_trip(CSIP_TP_TCP);
 }
 
+/* IPv6 over UDP and TCP (skipped where the host has no ::1). */
+static void test_ipv6_round_trip(void)
+{
+    loop_begin();
+    const char *ls[] = {"udp:[::1]:0", "tcp:[::1]:0", NULL};
+    peer srv, cli;
+    int rc = peer_new(&srv, ls, NULL);
+    if (rc == CSIP_ERR_TRANSPORT) {
+        printf("test_ipv6_round_trip: no IPv6 loopback, skipped\n");
+        loop_end(NULL, NULL);
+        return;
+    }
+    ASSERT_OK(rc);
+    ASSERT_OK(peer_new(&cli, ls, NULL));
+    for (int i = 0; i < 2; i++) {
+        csip_addr dst = *csip_endpoint_local(srv.ep, (size_t)i);
+        dst.conn = 0;
+        ASSERT_OK(send_options(&cli, &dst, "sip:srv@[::1]", 0));
+        EXPECT_WAIT(cli.n_final == i + 1, 3000);
+        EXPECT_EQ(cli.status, 200);
+        EXPECT_EQ(srv.src.family, 6);
+        EXPECT_EQ(srv.src.transport, dst.transport);
+    }
+    loop_end(&srv, &cli);
+}
+
 /* Two transactions to the same address share one connection. */
 static void test_tcp_reuse(void)
 {
@@ -916,17 +942,29 @@ static void test_tls_no_verify(void)
 int main(int argc, char **argv)
 {
     static const check_test tests[] = {
-        CHECK_TEST(test_listen_specs),        CHECK_TEST(test_udp_round_trip),
-        CHECK_TEST(test_tcp_round_trip),      CHECK_TEST(test_tcp_reuse),
-        CHECK_TEST(test_idle_timeout),        CHECK_TEST(test_buffer_cap),
-        CHECK_TEST(test_connection_cap),      CHECK_TEST(test_framing_ncl),
-        CHECK_TEST(test_framing_mcl01),       CHECK_TEST(test_route_tcp_same_connection),
-        CHECK_TEST(test_route_tcp_reconnect), CHECK_TEST(test_route_udp),
-        CHECK_TEST(test_udp_to_tcp_switch),   CHECK_TEST(test_udp_to_tcp_fallback),
-        CHECK_TEST(test_tcp_refused),         CHECK_TEST(test_timer_f),
-        CHECK_TEST(test_free_busy),           CHECK_TEST(test_tls_name_ok),
-        CHECK_TEST(test_tls_ip_ok),           CHECK_TEST(test_tls_name_mismatch),
-        CHECK_TEST(test_tls_ip_mismatch),     CHECK_TEST(test_tls_no_verify),
+        CHECK_TEST(test_listen_specs),
+        CHECK_TEST(test_udp_round_trip),
+        CHECK_TEST(test_tcp_round_trip),
+        CHECK_TEST(test_ipv6_round_trip),
+        CHECK_TEST(test_tcp_reuse),
+        CHECK_TEST(test_idle_timeout),
+        CHECK_TEST(test_buffer_cap),
+        CHECK_TEST(test_connection_cap),
+        CHECK_TEST(test_framing_ncl),
+        CHECK_TEST(test_framing_mcl01),
+        CHECK_TEST(test_route_tcp_same_connection),
+        CHECK_TEST(test_route_tcp_reconnect),
+        CHECK_TEST(test_route_udp),
+        CHECK_TEST(test_udp_to_tcp_switch),
+        CHECK_TEST(test_udp_to_tcp_fallback),
+        CHECK_TEST(test_tcp_refused),
+        CHECK_TEST(test_timer_f),
+        CHECK_TEST(test_free_busy),
+        CHECK_TEST(test_tls_name_ok),
+        CHECK_TEST(test_tls_ip_ok),
+        CHECK_TEST(test_tls_name_mismatch),
+        CHECK_TEST(test_tls_ip_mismatch),
+        CHECK_TEST(test_tls_no_verify),
     };
     return check_run(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
