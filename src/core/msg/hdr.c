@@ -954,6 +954,53 @@ static int parse_list(csip_msg *m, csip_str v, one_fn one, unsigned flags, size_
     return 0;
 }
 
+static int parse_auth_value(csip_str v, void *out)
+{
+    return auth_parse(v, true, out);
+}
+
+static int parse_auth_info_value(csip_str v, void *out)
+{
+    return auth_parse(v, false, out); /* Authentication-Info has no scheme */
+}
+
+/* Adapters with one signature, so that the table below calls each parser
+ * through a pointer of its own type. */
+#define ANY(fn, type)                                                                            \
+    static int fn##_any(csip_str v, void *out)                                                   \
+    {                                                                                            \
+        return fn(v, (type *)out);                                                               \
+    }
+ANY(parse_cseq, csip_cseq)
+ANY(parse_media_type, csip_media_type)
+ANY(parse_event, csip_event)
+ANY(parse_substate, csip_substate)
+ANY(parse_rack, csip_rack)
+ANY(parse_retry_after, csip_retry_after)
+ANY(csip_date_parse, csip_date)
+ANY(parse_timestamp, csip_timestamp)
+#undef ANY
+
+#define ONE(kind, type, fn) [kind] = {sizeof(type), fn}
+
+/* Kinds parsed into a single struct of the arena. */
+static const struct {
+    size_t size;
+    int (*parse)(csip_str v, void *out);
+} one_kinds[] = {
+    ONE(VK_CSEQ, csip_cseq, parse_cseq_any),
+    ONE(VK_MEDIA, csip_media_type, parse_media_type_any),
+    ONE(VK_AUTH, csip_auth, parse_auth_value),
+    ONE(VK_AUTH_INFO, csip_auth, parse_auth_info_value),
+    ONE(VK_EVENT, csip_event, parse_event_any),
+    ONE(VK_SUBSTATE, csip_substate, parse_substate_any),
+    ONE(VK_RACK, csip_rack, parse_rack_any),
+    ONE(VK_RETRY_AFTER, csip_retry_after, parse_retry_after_any),
+    ONE(VK_DATE, csip_date, csip_date_parse_any),
+    ONE(VK_TIMESTAMP, csip_timestamp, parse_timestamp_any),
+};
+#undef ONE
+
 int csip__hdr_typed(const csip_msg *cm, uint32_t i)
 {
     csip_msg *m = (csip_msg *)cm; /* the cache is invisible to callers */
@@ -967,6 +1014,8 @@ int csip__hdr_typed(const csip_msg *cm, uint32_t i)
     void *obj = NULL;
     uint32_t n = 1;
     vkind k = kind_of((csip_hdr_id)h->h.id);
+    if (k == VK_NONE)
+        return 0; /* nothing typed: nothing to parse, nothing to cache */
     switch (k) {
     case VK_VIA:
         rc = v.len ? parse_list(m, v, via_one, 0, sizeof(csip_via), m->lim.max_via, &obj, &n)
@@ -990,10 +1039,6 @@ int csip__hdr_typed(const csip_msg *cm, uint32_t i)
     case VK_TOKENS:
         rc = parse_list(m, v, token_one, 0, sizeof(csip_str), m->lim.max_values, &obj, &n);
         break;
-    case VK_CSEQ:
-        obj = csip__arena_alloc(&m->arena, sizeof(csip_cseq));
-        rc = obj ? parse_cseq(v, obj) : CSIP_ERR_NOMEM;
-        break;
     case VK_CALL_ID:
         rc = parse_call_id(v);
         h->c.str = v;
@@ -1002,40 +1047,10 @@ int csip__hdr_typed(const csip_msg *cm, uint32_t i)
     case VK_SECONDS:
         rc = parse_u32(v, &h->c.u32, k == VK_SECONDS);
         break;
-    case VK_MEDIA:
-        obj = csip__arena_alloc(&m->arena, sizeof(csip_media_type));
-        rc = obj ? parse_media_type(v, obj) : CSIP_ERR_NOMEM;
-        break;
-    case VK_AUTH:
-    case VK_AUTH_INFO:
-        obj = csip__arena_alloc(&m->arena, sizeof(csip_auth));
-        rc = obj ? auth_parse(v, k == VK_AUTH, obj) : CSIP_ERR_NOMEM;
-        break;
-    case VK_EVENT:
-        obj = csip__arena_alloc(&m->arena, sizeof(csip_event));
-        rc = obj ? parse_event(v, obj) : CSIP_ERR_NOMEM;
-        break;
-    case VK_SUBSTATE:
-        obj = csip__arena_alloc(&m->arena, sizeof(csip_substate));
-        rc = obj ? parse_substate(v, obj) : CSIP_ERR_NOMEM;
-        break;
-    case VK_RACK:
-        obj = csip__arena_alloc(&m->arena, sizeof(csip_rack));
-        rc = obj ? parse_rack(v, obj) : CSIP_ERR_NOMEM;
-        break;
-    case VK_RETRY_AFTER:
-        obj = csip__arena_alloc(&m->arena, sizeof(csip_retry_after));
-        rc = obj ? parse_retry_after(v, obj) : CSIP_ERR_NOMEM;
-        break;
-    case VK_DATE:
-        obj = csip__arena_alloc(&m->arena, sizeof(csip_date));
-        rc = obj ? csip_date_parse(v, obj) : CSIP_ERR_NOMEM;
-        break;
-    case VK_TIMESTAMP:
-        obj = csip__arena_alloc(&m->arena, sizeof(csip_timestamp));
-        rc = obj ? parse_timestamp(v, obj) : CSIP_ERR_NOMEM;
-        break;
-    case VK_NONE:
+    default:
+        /* one value in one struct: the table says how big and who parses it */
+        obj = csip__arena_alloc(&m->arena, one_kinds[k].size);
+        rc = obj ? one_kinds[k].parse(v, obj) : CSIP_ERR_NOMEM;
         break;
     }
     if (rc == CSIP_ERR_NOMEM)
