@@ -44,6 +44,7 @@ typedef struct peer {
     int status;
     char reason[128];
     bool synthesized; /* the final response came with no message */
+    int n_stray;
 } peer;
 
 static void on_request(csip_txn_layer *layer, csip_txn *st, const csip_msg *req,
@@ -96,7 +97,17 @@ static void on_terminated(csip_txn_layer *layer, csip_txn *t, csip_txn_end why, 
         p->held = NULL;
 }
 
-static const csip_txn_callbacks callbacks = {NULL, on_request, on_response, NULL, on_terminated};
+static void on_stray(csip_txn_layer *layer, const csip_msg *resp, const csip_addr *src,
+                     void *user_data)
+{
+    (void)layer;
+    (void)resp;
+    (void)src;
+    ((peer *)user_data)->n_stray++;
+}
+
+static const csip_txn_callbacks callbacks = {NULL, on_request, on_response, on_stray,
+                                             on_terminated};
 
 static int peer_new(peer *p, const char *const *listen, csip_endpoint_opts *opts)
 {
@@ -799,6 +810,41 @@ static void test_timer_f(void)
     loop_end(&cli, NULL);
 }
 
+/* A TLS handshake that never completes: the transaction times out (408);
+ * when the connection then closes, the 503 made for its queued request finds
+ * no transaction and is not passed up as a stray response. */
+static void test_late_failure_not_stray(void)
+{
+    loop_begin();
+    const char *ls[] = {"udp:127.0.0.1:0", NULL};
+    csip_endpoint_opts o;
+    memset(&o, 0, sizeof o);
+    o.txn.timers.t1_ms = 5;
+    o.tls_no_verify = true;
+    peer cli;
+    ASSERT_OK(peer_new(&cli, ls, &o));
+    uint16_t lport;
+    int lfd = raw_socket(SOCK_STREAM, 0, &lport);
+    ASSERT_TRUE(lfd >= 0);
+    ASSERT_EQ(listen(lfd, 4), 0);
+    fcntl(lfd, F_SETFL, O_NONBLOCK);
+    csip_addr dst = addr_of(CSIP_TP_TLS, lport);
+    ASSERT_OK(send_options(&cli, &dst, "sips:srv@127.0.0.1", 0));
+    int afd = -1;
+    EXPECT_WAIT(accept_once(lfd, &afd), 2000);
+    EXPECT_WAIT(cli.n_final == 1, 3000);
+    EXPECT_EQ(cli.status, 408);
+    EXPECT_EQ(csip__endpoint_conn_count(cli.ep), 1); /* still in its handshake */
+    if (afd >= 0)
+        close(afd);
+    EXPECT_WAIT(csip__endpoint_conn_count(cli.ep) == 0, 2000);
+    pump(50);
+    EXPECT_EQ(cli.n_final, 1);
+    EXPECT_EQ(cli.n_stray, 0);
+    close(lfd);
+    loop_end(&cli, NULL);
+}
+
 /* Freeing an endpoint with live connections, queued messages and
  * transactions releases everything (ASan checks). */
 static void test_free_busy(void)
@@ -959,6 +1005,7 @@ int main(int argc, char **argv)
         CHECK_TEST(test_udp_to_tcp_fallback),
         CHECK_TEST(test_tcp_refused),
         CHECK_TEST(test_timer_f),
+        CHECK_TEST(test_late_failure_not_stray),
         CHECK_TEST(test_free_busy),
         CHECK_TEST(test_tls_name_ok),
         CHECK_TEST(test_tls_ip_ok),

@@ -302,7 +302,8 @@ static void ep_on_stray(csip_txn_layer *layer, const csip_msg *resp, const csip_
                         void *user_data)
 {
     csip_endpoint *ep = user_data;
-    if (ep->cb.on_stray_response)
+    /* A 503 made for a transaction that has already ended is not news. */
+    if (ep->cb.on_stray_response && !ep->synthesizing)
         ep->cb.on_stray_response(layer, resp, src, ep->user_data);
 }
 
@@ -347,7 +348,9 @@ static void synthesize_503(csip_endpoint *ep, const net_out *o)
         if (buf && csip_msg_print(resp, buf, (size_t)n) == n) {
             csip_addr src = o->remote;
             src.conn = 0;
+            ep->synthesizing = true;
             (void)csip_txn_layer_recv(ep->txn, buf, (size_t)n, &src, uv_now(ep->loop));
+            ep->synthesizing = false;
         }
         csip__free(ep->mem, buf);
     }

@@ -128,6 +128,7 @@ struct csip_endpoint {
 
     unsigned handles; /* handles not yet closed; the endpoint is freed at 0 once freeing */
     bool freeing;
+    bool synthesizing; /* feeding the layer a 503 of our own (see endpoint.c) */
 };
 
 /* ---- endpoint.c -------------------------------------------------------- */
