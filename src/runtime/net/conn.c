@@ -518,6 +518,12 @@ static void feed(net_conn *c, const char *data, size_t n)
         n -= take;
         frame_all(c);
     }
+    /* An idle connection does not keep a large buffer. */
+    if (c->rx_len == 0 && c->rx_cap > 16384) {
+        csip__free(ep->mem, c->rx);
+        c->rx = NULL;
+        c->rx_cap = 0;
+    }
 }
 
 static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
