@@ -34,8 +34,9 @@ check: check-dev check-asan
 bench:
 	@tools/deps.sh build bench
 	$(CMAKE) --preset bench >/dev/null
-	$(CMAKE) --build --preset bench --target parse
+	$(CMAKE) --build --preset bench --target parse txn
 	build/bench/bench/parse $(BENCH_ARGS) bench/corpus
+	build/bench/bench/txn $(TXN_BENCH_ARGS)
 
 fuzz:
 	@tools/deps.sh build fuzz
