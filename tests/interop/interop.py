@@ -341,15 +341,19 @@ def sipp_uac(run, scenario, transport, calls, lost=0):
     target = "127.0.0.1:%d" % ports[transport.upper()]
     args = [target, "-p", str(free_port()), "-m", str(calls), "-r", "20", "-l", "20",
             "-t", "u1" if transport == "udp" else "t1",
-            "-max_invite_retrans", "15", "-max_non_invite_retrans", "15"]
+            # SIPp gives up after 5 to 7 retransmissions by default (-max_retrans
+            # caps them all): at 30 % loss each way that fails one call in 60.
+            "-max_retrans", "15", "-max_invite_retrans", "15", "-max_non_invite_retrans", "15"]
     if scenario == "invite":
         args += ["-sn", "uac", "-d", "0"]
     else:
         args += ["-sf", os.path.join(HERE, "uac_options.xml")]
     if lost:
         args += ["-lost", str(lost)]
-    p = run.spawn(sipp_cmd(run, "sipp", args, 150), "sipp")
-    rc, stats = wait_sipp(run, p, "sipp", 170)
+    # With loss, an INVITE whose first sends are all lost is retransmitted at
+    # 31.5 s, 63.5 s, 127.5 s (SIPp doubles INVITE intervals without a cap).
+    p = run.spawn(sipp_cmd(run, "sipp", args, 200), "sipp")
+    rc, stats = wait_sipp(run, p, "sipp", 220)
     expect_calls(run, "sipp", rc, stats, calls)
     if lost:
         check(stats["Retransmissions(C)"] > 0, "no retransmission with %d %% loss" % lost)
