@@ -62,7 +62,12 @@ CSIP_EXTERN int csip_endpoint_new(uv_loop_t *loop, const csip_endpoint_opts *opt
                                   const csip_txn_callbacks *cb, void *user_data,
                                   csip_endpoint **out);
 
-/** Closes every socket and frees the endpoint (transactions end DESTROYED). */
+/**
+ * Closes every socket and frees the endpoint (transactions end DESTROYED).
+ * As with any libuv handle, the memory goes when the loop runs the close
+ * callbacks: run the loop once more before uv_loop_close(). The same holds
+ * after csip_endpoint_new() failed once a socket was open.
+ */
 CSIP_EXTERN void csip_endpoint_free(csip_endpoint *ep);
 
 /** The endpoint's transaction layer (borrowed). */
