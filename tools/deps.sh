@@ -20,7 +20,8 @@ for group in "$@"; do
       need_file /usr/lib/gcc/x86_64-linux-gnu/12/libubsan.so libubsan1
       need_cmd python3 python3
       need_cmd dnsmasq dnsmasq-base
-      need_cmd sipp sip-tester ;;
+      need_cmd sipp sip-tester
+      need_cmd openssl openssl ;;
     fuzz)
       need_cmd clang clang
       need_file /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a libclang-rt-14-dev ;;
