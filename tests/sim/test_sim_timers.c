@@ -2,7 +2,9 @@
  * Every transaction timer fires when RFC 3261 §17 and RFC 6026 say, asserted
  * on the virtual clock of the simulated network: A and B, E and F (capped at
  * T2, T2 in Proceeding), D (32 s unreliable, 0 reliable), G and H, I, J, K, L
- * and M, 100 Trying after 200 ms, custom T1/T2/T4, transport errors.
+ * and M, 100 Trying after 200 ms, custom T1/T2/T4, transport errors, the
+ * §9.1 guard (CANCEL, csip_txn_client_abandon), a lost 2xx retransmitted by
+ * the TU through its Accepted transaction.
  *
  * Two endpoints: the client A at 10.0.0.1:5060 and the server B at
  * 10.0.0.2:5060, 10 ms apart unless a test says otherwise.
@@ -22,6 +24,7 @@ typedef struct rec {
     int fate;      /* sim_fate, for wire records */
     int status;    /* response status (wire, on_response) */
     int why;       /* on_terminated */
+    int state;     /* on_terminated: csip_txn_end_state() */
     bool null;     /* on_response with resp NULL */
     char line[40]; /* wire: start of the first line */
 } rec;
@@ -120,6 +123,7 @@ static void on_term(csip_txn_layer *l, csip_txn *t, csip_txn_end why, void *ud)
         r->t = sim_now(W.s);
         r->ep = l == sim_layer(W.a) ? 0 : 1;
         r->why = (int)why;
+        r->state = (int)csip_txn_end_state(t);
     }
     if (t == W.st)
         W.st = NULL;
@@ -482,9 +486,11 @@ static void answer_200_keep(world *w, csip_txn *st, const csip_msg *req)
     csip_msg *copy = sim_response(req, 200, "bt");
     EXPECT_OK(csip_txn_respond(st, copy, sim_now(w->s)));
     EXPECT_EQ(csip_txn_state_of(st), CSIP_TXN_ACCEPTED);
-    /* the transaction refuses a second final response */
-    EXPECT_EQ(csip_txn_respond(st, sim_response(req, 200, "bt"), sim_now(w->s)),
+    /* the transaction refuses anything but a 2xx now */
+    EXPECT_EQ(csip_txn_respond(st, sim_response(req, 486, "bt"), sim_now(w->s)),
               CSIP_ERR_INVALID_ARG);
+    /* this TU retransmits its 2xx outside the transaction (see
+     * test_2xx_through_txn for the other way) */
     sim_at(w->s, sim_now(w->s) + 500, resend_ok, w);
     sim_at(w->s, sim_now(w->s) + 1500, resend_ok, w);
 }
@@ -521,6 +527,8 @@ static void test_timer_l_m(void)
         EXPECT_EQ(W.term[1].t, 32020);
         EXPECT_EQ(W.term[0].why, CSIP_TXN_END_NORMAL);
         EXPECT_EQ(W.term[1].why, CSIP_TXN_END_NORMAL);
+        EXPECT_EQ(W.term[0].state, CSIP_TXN_ACCEPTED);
+        EXPECT_EQ(W.term[1].state, CSIP_TXN_ACCEPTED);
         csip_msg_free(ok_2xx);
         ok_2xx = NULL;
         teardown();
@@ -669,6 +677,154 @@ static void test_cancel_guard(void)
     teardown();
 }
 
+/* RFC 3261 §13.3.1.4 with RFC 6026 §7.1: the UAS core retransmits its 2xx
+ * through the Accepted server transaction (T1, 2*T1, … up to T2) until the
+ * ACK comes. */
+static uint32_t g_2xx_interval;
+
+static size_t acks_at_b(void)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < W.nreqs; i++)
+        n += strcmp(W.reqs[i].line, "ACK") == 0 && W.reqs[i].status == 1;
+    return n;
+}
+
+static void resend_2xx_through_txn(sim *s, void *arg)
+{
+    world *w = arg;
+    if (!w->st || acks_at_b())
+        return; /* the ACK came: stop */
+    EXPECT_OK(
+        csip_txn_respond(w->st, sim_response(csip_txn_request(w->st), 200, "bt"), sim_now(s)));
+    EXPECT_EQ(csip_txn_state_of(w->st), CSIP_TXN_ACCEPTED);
+    g_2xx_interval = g_2xx_interval * 2 < 4000 ? g_2xx_interval * 2 : 4000;
+    sim_at(s, sim_now(s) + g_2xx_interval, resend_2xx_through_txn, w);
+}
+
+static void answer_200_resend(world *w, csip_txn *st, const csip_msg *req)
+{
+    EXPECT_OK(csip_txn_respond(st, sim_response(req, 200, "bt"), sim_now(w->s)));
+    EXPECT_EQ(csip_txn_state_of(st), CSIP_TXN_ACCEPTED); /* even when the send failed */
+    g_2xx_interval = 500;
+    sim_at(w->s, sim_now(w->s) + g_2xx_interval, resend_2xx_through_txn, w);
+}
+
+static void test_2xx_through_txn(void)
+{
+    for (int tcp = 0; tcp < 2; tcp++) {
+        setup(tcp ? CSIP_TP_TCP : CSIP_TP_UDP, NULL);
+        W.on_req = answer_200_resend;
+        W.ack_2xx = true;
+        /* the first 2xx (sent at 10) is lost: dropped on UDP, a failed send on TCP */
+        sim_partition(W.s, W.a, W.b, 5, 400);
+        start("INVITE", NULL, NULL);
+        sim_run(W.s, UINT64_MAX);
+        uint64_t t[16];
+        size_t n = 0;
+        for (size_t i = 0; i < W.nwire; i++)
+            if (W.wire[i].ep == 1 && W.wire[i].status == 200 && n < 16)
+                t[n++] = W.wire[i].t;
+        /* the lost one at 10, the TU's retransmission at 510, then the ACK stops it */
+        static const uint64_t want[] = {10, 510};
+        expect_times(t, n, want, 2);
+        ASSERT_GE(W.nwire, 2);
+        size_t lost = 0;
+        for (size_t i = 0; i < W.nwire; i++)
+            if (W.wire[i].ep == 1 && W.wire[i].status == 200 && W.wire[i].t == 10)
+                lost += W.wire[i].fate == SIM_PARTITIONED;
+        EXPECT_EQ(lost, 1);
+        ASSERT_EQ(W.nresp, 1);
+        EXPECT_EQ(W.resp[0].status, 200);
+        EXPECT_EQ(W.resp[0].t, 520);
+        EXPECT_EQ(acks_at_b(), 1);
+        /* the client's own INVITE retransmission (UDP, Timer A at 500) was absorbed */
+        EXPECT_EQ(sends(0, "INVITE", t, 16), tcp ? 1 : 2);
+        csip_txn_stats st;
+        csip_txn_layer_stats(sim_layer(W.b), &st);
+        EXPECT_EQ(st.retransmitted, 1);
+        EXPECT_EQ(st.transport_errors, tcp ? 1 : 0);
+        EXPECT_EQ(st.absorbed, tcp ? 0 : 1);
+        /* Timer L from the first 2xx, Timer M from the 2xx the client got */
+        ASSERT_EQ(W.nterm, 2);
+        EXPECT_EQ(W.term[0].ep, 1);
+        EXPECT_EQ(W.term[0].t, 10 + 32000);
+        EXPECT_EQ(W.term[0].why, CSIP_TXN_END_NORMAL);
+        EXPECT_EQ(W.term[0].state, CSIP_TXN_ACCEPTED);
+        EXPECT_EQ(W.term[1].ep, 0);
+        EXPECT_EQ(W.term[1].t, 520 + 32000);
+        EXPECT_EQ(W.term[1].state, CSIP_TXN_ACCEPTED);
+        teardown();
+    }
+}
+
+/* csip_txn_client_abandon on the wire. */
+static csip_txn *g_abandon;
+
+static void abandon_now(sim *s, void *arg)
+{
+    (void)arg;
+    EXPECT_OK(csip_txn_client_abandon(g_abandon, sim_now(s)));
+}
+
+static void ring_only(world *w, csip_txn *st, const csip_msg *req)
+{
+    (void)st;
+    (void)req;
+    sim_at(w->s, 100, ring_at_100, w);
+}
+
+static void test_abandon(void)
+{
+    /* A ringing INVITE the TU gives up on without a CANCEL: 408 64*T1 later. */
+    setup(CSIP_TP_UDP, NULL);
+    W.on_req = ring_only;
+    g_abandon = start("INVITE", NULL, NULL);
+    sim_at(W.s, 2000, abandon_now, NULL);
+    sim_run(W.s, 40000);
+    ASSERT_EQ(W.nresp, 2);
+    EXPECT_EQ(W.resp[0].status, 180);
+    EXPECT_EQ(W.resp[1].status, 408);
+    EXPECT_TRUE(W.resp[1].null);
+    EXPECT_EQ(W.resp[1].t, 2000 + 32000);
+    ASSERT_EQ(W.nterm, 1);
+    EXPECT_EQ(W.term[0].ep, 0);
+    EXPECT_EQ(W.term[0].t, 2000 + 32000);
+    EXPECT_EQ(W.term[0].why, CSIP_TXN_END_TIMEOUT);
+    EXPECT_EQ(W.term[0].state, CSIP_TXN_PROCEEDING);
+    uint64_t t[32];
+    EXPECT_EQ(sends(0, "CANCEL", t, 32), 0);
+    EXPECT_EQ(sends(0, "INVITE", t, 32), 1); /* the 180 came before Timer A */
+    /* the server's TU ends its side: the 487 reaches nobody (a stray response
+     * at A, never ACKed), Timer H ends the server transaction */
+    ASSERT_TRUE(W.st != NULL);
+    EXPECT_OK(
+        csip_txn_respond(W.st, sim_response(csip_txn_request(W.st), 487, "bt"), sim_now(W.s)));
+    sim_run(W.s, UINT64_MAX);
+    csip_txn_stats st;
+    csip_txn_layer_stats(sim_layer(W.a), &st);
+    EXPECT_GE(st.stray_responses, 1);
+    teardown();
+
+    /* A non-INVITE to nobody: the 408 at once, and no retransmission after it. */
+    setup(CSIP_TP_UDP, NULL);
+    csip_addr h = hole(CSIP_TP_UDP);
+    g_abandon = start("OPTIONS", &h, NULL);
+    sim_at(W.s, 2000, abandon_now, NULL);
+    sim_run(W.s, UINT64_MAX);
+    size_t n = sends(0, "OPTIONS", t, 32);
+    static const uint64_t want[] = {0, 500, 1500};
+    expect_times(t, n, want, 3);
+    ASSERT_EQ(W.nresp, 1);
+    EXPECT_EQ(W.resp[0].status, 408);
+    EXPECT_EQ(W.resp[0].t, 2000);
+    ASSERT_EQ(W.nterm, 1);
+    EXPECT_EQ(W.term[0].t, 2000);
+    EXPECT_EQ(W.term[0].why, CSIP_TXN_END_TIMEOUT);
+    EXPECT_EQ(W.term[0].state, CSIP_TXN_TRYING);
+    teardown();
+}
+
 int main(int argc, char **argv)
 {
     static const check_test tests[] = {
@@ -677,7 +833,8 @@ int main(int argc, char **argv)
         CHECK_TEST(test_timer_d_i),    CHECK_TEST(test_timer_g_h),
         CHECK_TEST(test_timer_j_k),    CHECK_TEST(test_timer_l_m),
         CHECK_TEST(test_trying),       CHECK_TEST(test_custom_timers),
-        CHECK_TEST(test_cancel_guard),
+        CHECK_TEST(test_cancel_guard), CHECK_TEST(test_2xx_through_txn),
+        CHECK_TEST(test_abandon),
     };
     return check_run(tests, sizeof tests / sizeof tests[0], argc, argv);
 }

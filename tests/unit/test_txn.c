@@ -7,6 +7,7 @@
  * allocations, and many transactions at once.
  */
 #include "check.h"
+#include "txn/txn_int.h"
 
 #define MAX_CAP 64
 
@@ -30,6 +31,7 @@ typedef struct cap {
     int nstray;
     csip_txn *term[MAX_CAP];
     csip_txn_end term_why[MAX_CAP];
+    csip_txn_state term_state[MAX_CAP]; /* csip_txn_end_state() during on_terminated */
     int nterm;
     /* behaviours */
     int answer;   /* on_request: respond with this status at once (0 = no) */
@@ -109,8 +111,10 @@ static void cap_term(csip_txn_layer *l, csip_txn *t, csip_txn_end why, void *ud)
     if (C.nterm < MAX_CAP) {
         C.term[C.nterm] = t;
         C.term_why[C.nterm] = why;
+        C.term_state[C.nterm] = csip_txn_end_state(t);
         C.nterm++;
     }
+    EXPECT_EQ(csip_txn_state_of(t), CSIP_TXN_TERMINATED);
 }
 
 static const csip_txn_callbacks CB = {cap_send, cap_request, cap_response, cap_stray, cap_term};
@@ -213,6 +217,43 @@ static void test_branch(void)
     }
     EXPECT_EQ(csip_txn_new_branch(a, 29), CSIP_ERR_BUFFER_TOO_SMALL);
     EXPECT_EQ(csip_txn_new_branch(NULL, 64), CSIP_ERR_BUFFER_TOO_SMALL);
+}
+
+/* The keyed hash folds case eight bytes at a time: it must agree with
+ * hashing the csip__lower()ed bytes, for every byte value and length. */
+static void test_hash_fold(void)
+{
+    const uint64_t key[2] = {0x0123456789abcdefull, 0xfedcba9876543210ull};
+    char a[64], b[64];
+    int bad = 0;
+    for (int v = 0; v < 256; v++) {
+        for (size_t n = 0; n <= 24; n++) {
+            for (size_t i = 0; i < n; i++) {
+                a[i] = (char)(i % 3 == 1 ? v : 'A' + (int)i);
+                b[i] = csip__lower(a[i]);
+            }
+            bad += csip__txn_hash(key, a, n, true) != csip__txn_hash(key, b, n, false);
+        }
+    }
+    uint64_t x = 42;
+    for (int round = 0; round < 20000; round++) {
+        size_t n = (size_t)(round % 64);
+        for (size_t i = 0; i < n; i++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            a[i] = (char)(x >> 56);
+            b[i] = csip__lower(a[i]);
+        }
+        bad += csip__txn_hash(key, a, n, true) != csip__txn_hash(key, b, n, false);
+    }
+    EXPECT_EQ(bad, 0);
+    /* without folding, case matters; the key matters */
+    EXPECT_NE(csip__txn_hash(key, "z9hG4bKabc", 10, false),
+              csip__txn_hash(key, "Z9HG4BKABC", 10, false));
+    EXPECT_EQ(csip__txn_hash(key, "z9hG4bKabc", 10, true),
+              csip__txn_hash(key, "Z9HG4BKABC", 10, true));
+    const uint64_t key2[2] = {1, 2};
+    EXPECT_NE(csip__txn_hash(key, "z9hG4bKabc", 10, true),
+              csip__txn_hash(key2, "z9hG4bKabc", 10, true));
 }
 
 static void test_layer_api(void)
@@ -785,6 +826,16 @@ static csip_addr route_of(csip_txn_layer *l, const char *via, const csip_addr *s
         CHECK_FAIL_("no response for Via %s", via);
         return none;
     }
+    /* csip_txn_response_dest() says the same, from the request or the response */
+    csip_msg *m = parse(req_text("OPTIONS", v, "f", "", 1, NULL));
+    csip_msg *r = parse(C.out[before].data);
+    csip_addr d1, d2;
+    EXPECT_OK(csip_txn_response_dest(m, src, &d1));
+    EXPECT_OK(csip_txn_response_dest(r, src, &d2));
+    EXPECT_TRUE(csip_addr_equal(&d1, &C.out[before].dst) && d1.conn == C.out[before].dst.conn);
+    EXPECT_TRUE(csip_addr_equal(&d2, &C.out[before].dst) && d2.conn == C.out[before].dst.conn);
+    csip_msg_free(m);
+    csip_msg_free(r);
     return C.out[before].dst;
 }
 
@@ -892,12 +943,18 @@ static void test_respond_errors(void)
     ASSERT_OK(csip_response_for(req, 200, NULL, CSIP_STR("t"), NULL, &resp));
     EXPECT_OK(csip_txn_respond(st, resp, 0));
     EXPECT_EQ(csip_txn_state_of(st), CSIP_TXN_ACCEPTED);
+    /* Accepted takes 2xx only (RFC 6026 §7.1), and only for its request */
     EXPECT_EQ(respond(st, 180, 0), CSIP_ERR_INVALID_ARG);
-    EXPECT_EQ(respond(st, 200, 0), CSIP_ERR_INVALID_ARG);
     EXPECT_EQ(respond(st, 486, 0), CSIP_ERR_INVALID_ARG);
+    ASSERT_OK(csip_response_for(other_cseq, 200, NULL, CSIP_STR("t"), NULL, &resp));
+    EXPECT_EQ(csip_txn_respond(st, resp, 0), CSIP_ERR_INVALID_ARG);
+    EXPECT_EQ(C.nout, 1);
+    EXPECT_OK(respond(st, 200, 0));
+    EXPECT_EQ(C.nout, 2);
+    EXPECT_EQ(csip_txn_state_of(st), CSIP_TXN_ACCEPTED);
     /* a retransmitted INVITE in Accepted is absorbed (RFC 6026) */
     EXPECT_OK(feed(l, req_text("INVITE", VIA1, "f", "", 1, NULL), &src, 10));
-    EXPECT_EQ(C.nout, 1);
+    EXPECT_EQ(C.nout, 2);
     /* client transactions take no responses */
     csip_addr dst = addr("192.0.2.2", 5060, CSIP_TP_UDP);
     csip_txn *ct = NULL;
@@ -925,11 +982,13 @@ static void test_transport_errors(void)
     EXPECT_EQ(C.resp_status[0], 503);
     EXPECT_TRUE(C.resp_null[0]);
     EXPECT_EQ(csip_txn_state_of(ct), CSIP_TXN_TERMINATED);
+    EXPECT_EQ(csip_txn_end_state(ct), CSIP_TXN_TRYING);
     EXPECT_EQ(C.nterm, 0);
     EXPECT_EQ(csip_txn_layer_next_expiry(l), 5);
     csip_txn_layer_handle_expiry(l, 5);
     ASSERT_EQ(C.nterm, 1);
     EXPECT_EQ(C.term_why[0], CSIP_TXN_END_TRANSPORT);
+    EXPECT_EQ(C.term_state[0], CSIP_TXN_TRYING); /* the 503 came with it */
     C.fail_send = 0;
 
     /* a retransmission (Timer A) fails: 503 */
@@ -945,6 +1004,7 @@ static void test_transport_errors(void)
     csip_txn_layer_handle_expiry(l, 500);
     ASSERT_EQ(C.nterm, 2);
     EXPECT_EQ(C.term_why[1], CSIP_TXN_END_TRANSPORT);
+    EXPECT_EQ(C.term_state[1], CSIP_TXN_CALLING);
 
     /* server: a failing final response ends the transaction */
     csip_addr src = addr("192.0.2.9", 5080, CSIP_TP_UDP);
@@ -964,10 +1024,410 @@ static void test_transport_errors(void)
     ASSERT_EQ(C.nterm, 3);
     EXPECT_TRUE(C.term[2] == C.st[0]);
     EXPECT_EQ(C.term_why[2], CSIP_TXN_END_TRANSPORT);
+    EXPECT_EQ(C.term_state[2], CSIP_TXN_COMPLETED); /* the final could not be sent */
     csip_txn_stats st;
     csip_txn_layer_stats(l, &st);
     EXPECT_EQ(st.transport_errors, 4);
     teardown(l);
+}
+
+/* RFC 6026 §7.1: the TU's 2xx retransmissions through the Accepted INVITE
+ * server transaction go where the first 2xx went; nothing else changes. */
+static void test_respond_2xx_again(void)
+{
+    for (int tcp = 0; tcp < 2; tcp++) {
+        csip_txn_layer *l = setup(NULL);
+        csip_addr src = addr("192.0.2.9", 33333, tcp ? CSIP_TP_TCP : CSIP_TP_UDP);
+        src.conn = tcp ? 77 : 0;
+        const char *via = tcp ? "SIP/2.0/TCP 10.1.1.1:5080;branch=z9hG4bKg1"
+                              : "SIP/2.0/UDP 10.1.1.1:5080;branch=z9hG4bKg1;rport";
+        EXPECT_OK(feed(l, req_text("INVITE", via, "f", "", 1, NULL), &src, 0));
+        ASSERT_EQ(C.nreq, 1);
+        csip_txn *st = C.st[0];
+        EXPECT_OK(respond(st, 180, 0));
+        EXPECT_OK(respond(st, 200, 10));
+        ASSERT_EQ(C.nout, 2);
+        const csip_addr first = C.out[1].dst;
+        EXPECT_CSTR(addr_str(&first), tcp ? "192.0.2.9:5080" : "192.0.2.9:33333");
+        EXPECT_EQ(first.conn, tcp ? 77 : 0);
+        /* the TU retransmits at T1, 2*T1: each one sent, to the same place */
+        EXPECT_OK(respond(st, 200, 510));
+        EXPECT_OK(respond(st, 200, 1510));
+        ASSERT_EQ(C.nout, 4);
+        for (int i = 2; i < 4; i++) {
+            EXPECT_TRUE(csip_addr_equal(&C.out[i].dst, &first));
+            EXPECT_EQ(C.out[i].dst.conn, first.conn);
+            EXPECT_EQ(C.out[i].len, C.out[1].len);
+            EXPECT_EQ(memcmp(C.out[i].data, C.out[1].data, C.out[1].len), 0);
+        }
+        EXPECT_EQ(csip_txn_state_of(st), CSIP_TXN_ACCEPTED);
+        /* the retransmissions change no timer: Timer L from the first 2xx */
+        EXPECT_EQ(csip_txn_layer_next_expiry(l), 10 + 32000);
+        csip_txn_stats stats;
+        csip_txn_layer_stats(l, &stats);
+        EXPECT_EQ(stats.retransmitted, 2);
+        /* a 2xx with another To tag (a proxy forwarding another branch) goes too */
+        csip_msg *resp = NULL;
+        ASSERT_OK(
+            csip_response_for(csip_txn_request(st), 200, NULL, CSIP_STR("other"), NULL, &resp));
+        EXPECT_OK(csip_txn_respond(st, resp, 2000));
+        ASSERT_EQ(C.nout, 5);
+        EXPECT_TRUE(strstr(C.out[4].data, "tag=other") != NULL);
+        /* a failing send: counted, returns 0, the state stays (RFC 6026 §7.1) */
+        C.fail_send = 1;
+        EXPECT_OK(respond(st, 200, 2500));
+        C.fail_send = 0;
+        EXPECT_EQ(csip_txn_state_of(st), CSIP_TXN_ACCEPTED);
+        csip_txn_layer_stats(l, &stats);
+        EXPECT_EQ(stats.transport_errors, 1);
+        EXPECT_EQ(stats.retransmitted, 3);
+        /* the ACK goes to the TU; the transaction ends at Timer L */
+        EXPECT_OK(feed(l, req_text("ACK", via, "f", "srv", 1, NULL), &src, 3000));
+        ASSERT_EQ(C.nreq, 2);
+        EXPECT_TRUE(C.st[1] == NULL);
+        csip_txn_layer_handle_expiry(l, 10 + 31999);
+        EXPECT_EQ(C.nterm, 0);
+        csip_txn_layer_handle_expiry(l, 10 + 32000);
+        ASSERT_EQ(C.nterm, 1);
+        EXPECT_EQ(C.term_why[0], CSIP_TXN_END_NORMAL);
+        EXPECT_EQ(C.term_state[0], CSIP_TXN_ACCEPTED);
+        teardown(l);
+    }
+}
+
+/* csip_txn_response_dest() without the request's source, and its errors. */
+static void test_response_dest_api(void)
+{
+    static const struct {
+        const char *via, *want;
+        csip_transport tp;
+    } ok[] = {
+        {"SIP/2.0/UDP 10.1.1.1:5080;received=198.51.100.7;rport=4000", "198.51.100.7:4000",
+         CSIP_TP_UDP},
+        /* rport without a value needs the source: received and the sent-by port */
+        {"SIP/2.0/UDP 10.1.1.1:5080;received=198.51.100.7;rport", "198.51.100.7:5080", CSIP_TP_UDP},
+        {"SIP/2.0/UDP 192.0.2.1;rport=4000", "192.0.2.1:4000", CSIP_TP_UDP},
+        {"SIP/2.0/TCP 192.0.2.1:5070", "192.0.2.1:5070", CSIP_TP_TCP},
+        {"SIP/2.0/TLS [2001:db8::1]", "[2001:db8::1]:5061", CSIP_TP_TLS},
+        {"SIP/2.0/UDP host.example.com;maddr=224.0.1.75", "224.0.1.75:5060", CSIP_TP_UDP},
+    };
+    char text[1024];
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        snprintf(text, sizeof text,
+                 "SIP/2.0 200 OK\r\nVia: %s\r\nFrom: <sip:a@b>;tag=f\r\nTo: <sip:b@c>;tag=t\r\n"
+                 "Call-ID: d1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+                 ok[i].via);
+        csip_msg *m = parse(text);
+        csip_addr out;
+        memset(&out, 0xaa, sizeof out);
+        EXPECT_OK(csip_txn_response_dest(m, NULL, &out));
+        EXPECT_CSTR(addr_str(&out), ok[i].want);
+        EXPECT_EQ(out.transport, ok[i].tp);
+        EXPECT_EQ(out.conn, 0);
+        csip_msg_free(m);
+    }
+    static const char *const bad[] = {
+        "SIP/2.0/UDP client.example.com:5080", /* a host name: the core does no DNS */
+        "SIP/2.0/UDP client.example.com;rport=4000",
+        "SIP/2.0/XYZ 192.0.2.1", /* unknown transport */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(text, sizeof text,
+                 "SIP/2.0 200 OK\r\nVia: %s\r\nFrom: <sip:a@b>;tag=f\r\nTo: <sip:b@c>;tag=t\r\n"
+                 "Call-ID: d1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+                 bad[i]);
+        csip_msg *m = parse(text);
+        csip_addr out;
+        EXPECT_EQ(csip_txn_response_dest(m, NULL, &out), CSIP_ERR_INVALID_ARG);
+        csip_msg_free(m);
+    }
+    /* with the source: a host name is fine (the source address), TCP keeps the connection */
+    csip_msg *m = parse("SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP client.example.com:5080\r\n"
+                        "From: <sip:a@b>;tag=f\r\nTo: <sip:b@c>;tag=t\r\nCall-ID: d1\r\n"
+                        "CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n");
+    csip_addr src = addr("192.0.2.9", 40000, CSIP_TP_TCP);
+    src.conn = 9;
+    csip_addr out;
+    EXPECT_OK(csip_txn_response_dest(m, &src, &out));
+    EXPECT_CSTR(addr_str(&out), "192.0.2.9:5080");
+    EXPECT_EQ(out.conn, 9);
+    EXPECT_EQ(csip_txn_response_dest(NULL, &src, &out), CSIP_ERR_INVALID_ARG);
+    EXPECT_EQ(csip_txn_response_dest(m, &src, NULL), CSIP_ERR_INVALID_ARG);
+    csip_msg_free(m);
+    m = parse("SIP/2.0 200 OK\r\nFrom: <sip:a@b>;tag=f\r\nTo: <sip:b@c>;tag=t\r\n"
+              "Call-ID: d1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n");
+    EXPECT_EQ(csip_txn_response_dest(m, &src, &out), CSIP_ERR_INVALID_ARG); /* no Via */
+    csip_msg_free(m);
+}
+
+#define RESP(code, via, method)                                                                    \
+    "SIP/2.0 " code " X\r\nVia: " via "\r\nFrom: <sip:alice@example.com>;tag=f\r\n"                \
+    "To: <sip:bob@example.com>;tag=t\r\nCall-ID: c1@example.com\r\n"                               \
+    "CSeq: 1 " method "\r\nContent-Length: 0\r\n\r\n"
+#define VIA_AB "SIP/2.0/UDP 192.0.2.9:5080;branch=z9hG4bKab"
+
+static int count_final(void)
+{
+    int n = 0;
+    for (int i = 0; i < C.nresp; i++)
+        n += C.resp_status[i] >= 200;
+    return n;
+}
+
+static void test_abandon_non_invite(void)
+{
+    csip_txn_layer *l = setup(NULL);
+    csip_addr dst = addr("192.0.2.2", 5060, CSIP_TP_UDP);
+    csip_txn *ct = NULL;
+    EXPECT_EQ(csip_txn_client_abandon(NULL, 0), CSIP_ERR_INVALID_ARG);
+    /* Trying: a 408 at once, inside the call */
+    ASSERT_OK(csip_txn_client_new(l, parse(req_text("OPTIONS", VIA_AB, "f", "", 1, NULL)), &dst,
+                                  NULL, 0, &ct));
+    csip_txn_layer_handle_expiry(l, 500); /* Timer E */
+    EXPECT_EQ(C.nout, 2);
+    EXPECT_OK(csip_txn_client_abandon(ct, 700));
+    ASSERT_EQ(C.nresp, 1);
+    EXPECT_EQ(C.resp_status[0], 408);
+    EXPECT_TRUE(C.resp_null[0]);
+    EXPECT_EQ(csip_txn_state_of(ct), CSIP_TXN_TERMINATED);
+    EXPECT_EQ(csip_txn_end_state(ct), CSIP_TXN_TRYING);
+    EXPECT_EQ(C.nterm, 0);
+    EXPECT_EQ(csip_txn_layer_next_expiry(l), 700);
+    /* again, and a late 200: nothing more goes up */
+    EXPECT_OK(csip_txn_client_abandon(ct, 700));
+    EXPECT_OK(feed(l, RESP("200", VIA_AB, "OPTIONS"), &dst, 700));
+    EXPECT_EQ(C.nresp, 1);
+    csip_txn_layer_handle_expiry(l, 700);
+    ASSERT_EQ(C.nterm, 1);
+    EXPECT_EQ(C.term_why[0], CSIP_TXN_END_TIMEOUT);
+    EXPECT_EQ(C.term_state[0], CSIP_TXN_TRYING);
+    EXPECT_EQ(csip_txn_layer_next_expiry(l), UINT64_MAX);
+    EXPECT_EQ(C.nout, 2); /* no retransmission after the abandon */
+
+    /* Proceeding: the same */
+    ASSERT_OK(csip_txn_client_new(l, parse(req_text("OPTIONS", VIA_AB, "f", "", 1, NULL)), &dst,
+                                  NULL, 1000, &ct));
+    EXPECT_OK(feed(l, RESP("100", VIA_AB, "OPTIONS"), &dst, 1010));
+    EXPECT_EQ(csip_txn_state_of(ct), CSIP_TXN_PROCEEDING);
+    EXPECT_OK(csip_txn_client_abandon(ct, 1020));
+    ASSERT_EQ(C.nresp, 3);
+    EXPECT_EQ(C.resp_status[2], 408);
+    csip_txn_layer_handle_expiry(l, 1020);
+    ASSERT_EQ(C.nterm, 2);
+    EXPECT_EQ(C.term_state[1], CSIP_TXN_PROCEEDING);
+
+    /* Completed: the final went up, nothing changes (Timer K ends it) */
+    ASSERT_OK(csip_txn_client_new(l, parse(req_text("OPTIONS", VIA_AB, "f", "", 1, NULL)), &dst,
+                                  NULL, 2000, &ct));
+    EXPECT_OK(feed(l, RESP("404", VIA_AB, "OPTIONS"), &dst, 2010));
+    EXPECT_OK(csip_txn_client_abandon(ct, 2020));
+    EXPECT_EQ(csip_txn_state_of(ct), CSIP_TXN_COMPLETED);
+    EXPECT_EQ(count_final(), 3);
+    EXPECT_EQ(csip_txn_layer_next_expiry(l), 2010 + 5000);
+    csip_txn_layer_handle_expiry(l, 2010 + 5000);
+    ASSERT_EQ(C.nterm, 3);
+    EXPECT_EQ(C.term_why[2], CSIP_TXN_END_NORMAL);
+    EXPECT_EQ(C.term_state[2], CSIP_TXN_COMPLETED);
+
+    /* server transactions cannot be abandoned */
+    csip_addr src = addr("192.0.2.9", 5080, CSIP_TP_UDP);
+    EXPECT_OK(feed(l, req_text("OPTIONS", VIA1, "f", "", 1, NULL), &src, 8000));
+    ASSERT_EQ(C.nreq, 1);
+    EXPECT_EQ(csip_txn_client_abandon(C.st[0], 8000), CSIP_ERR_INVALID_ARG);
+    EXPECT_EQ(csip_txn_state_of(C.st[0]), CSIP_TXN_TRYING);
+    teardown(l);
+    ASSERT_EQ(C.nterm, 4);
+    EXPECT_EQ(C.term_why[3], CSIP_TXN_END_DESTROYED);
+    EXPECT_EQ(C.term_state[3], CSIP_TXN_TRYING);
+}
+
+static void test_abandon_invite(void)
+{
+    csip_txn_layer *l = setup(NULL);
+    csip_addr dst = addr("192.0.2.2", 5060, CSIP_TP_TCP);
+    csip_txn *ct = NULL;
+    /* Calling: the guard is 64*T1 from the abandon, Timer B from the start
+     * comes first (TCP: no retransmissions) */
+    ASSERT_OK(csip_txn_client_new(l, parse(req_text("INVITE", VIA_AB, "f", "", 1, NULL)), &dst,
+                                  NULL, 0, &ct));
+    EXPECT_OK(csip_txn_client_abandon(ct, 1000));
+    EXPECT_EQ(C.nresp, 0);
+    EXPECT_EQ(csip_txn_state_of(ct), CSIP_TXN_CALLING);
+    csip_txn_layer_handle_expiry(l, 31999);
+    EXPECT_EQ(C.nresp, 0);
+    csip_txn_layer_handle_expiry(l, 32000);
+    ASSERT_EQ(C.nresp, 1);
+    EXPECT_EQ(C.resp_status[0], 408);
+    ASSERT_EQ(C.nterm, 1);
+    EXPECT_EQ(C.term_why[0], CSIP_TXN_END_TIMEOUT);
+    EXPECT_EQ(C.term_state[0], CSIP_TXN_CALLING);
+    EXPECT_EQ(csip_txn_layer_next_expiry(l), UINT64_MAX); /* no guard left behind */
+
+    /* Proceeding: 408 64*T1 after the abandon; a later abandon or CANCEL
+     * does not push it back */
+    ASSERT_OK(csip_txn_client_new(l, parse(req_text("INVITE", VIA_AB, "f", "", 1, NULL)), &dst,
+                                  NULL, 40000, &ct));
+    EXPECT_OK(feed(l, RESP("180", VIA_AB, "INVITE"), &dst, 40010));
+    EXPECT_EQ(csip_txn_layer_next_expiry(l), UINT64_MAX);
+    EXPECT_OK(csip_txn_client_abandon(ct, 41000));
+    EXPECT_EQ(csip_txn_layer_next_expiry(l), 41000 + 32000);
+    EXPECT_OK(csip_txn_client_abandon(ct, 45000));
+    csip_txn *cancel = NULL;
+    ASSERT_OK(csip_txn_client_new(l, parse(req_text("CANCEL", VIA_AB, "f", "", 1, NULL)), &dst,
+                                  NULL, 46000, &cancel));
+    EXPECT_OK(feed(l, RESP("200", VIA_AB, "CANCEL"), &dst, 46010)); /* Timer K 0 on TCP */
+    csip_txn_layer_handle_expiry(l, 46010);
+    EXPECT_EQ(csip_txn_layer_next_expiry(l), 41000 + 32000);
+    int nresp = C.nresp, nterm = C.nterm;
+    /* the guard fires: 408, and the transaction ends in the same expiry run */
+    csip_txn_layer_handle_expiry(l, 41000 + 32000);
+    ASSERT_EQ(C.nresp, nresp + 1);
+    EXPECT_EQ(C.resp_status[nresp], 408);
+    EXPECT_TRUE(C.resp_null[nresp]);
+    ASSERT_EQ(C.nterm, nterm + 1);
+    EXPECT_TRUE(C.term[nterm] == ct);
+    EXPECT_EQ(C.term_state[C.nterm - 1], CSIP_TXN_PROCEEDING);
+    EXPECT_EQ(C.term_why[C.nterm - 1], CSIP_TXN_END_TIMEOUT);
+    /* the 487 after the 408: absorbed */
+    EXPECT_OK(feed(l, RESP("487", VIA_AB, "INVITE"), &dst, 73500));
+    EXPECT_EQ(C.nresp, nresp + 1);
+    EXPECT_EQ(csip_txn_layer_count(l), 0);
+
+    /* Proceeding, and the 487 comes in time: it goes up, the guard is gone */
+    ASSERT_OK(csip_txn_client_new(l, parse(req_text("INVITE", VIA_AB, "f", "", 1, NULL)), &dst,
+                                  NULL, 100000, &ct));
+    EXPECT_OK(feed(l, RESP("180", VIA_AB, "INVITE"), &dst, 100010));
+    EXPECT_OK(csip_txn_client_abandon(ct, 100020));
+    nresp = C.nresp;
+    EXPECT_OK(feed(l, RESP("487", VIA_AB, "INVITE"), &dst, 100030));
+    ASSERT_EQ(C.nresp, nresp + 1);
+    EXPECT_EQ(C.resp_status[nresp], 487);
+    EXPECT_EQ(csip_txn_state_of(ct), CSIP_TXN_COMPLETED);
+    csip_txn_layer_handle_expiry(l, 100030); /* Timer D: 0 on TCP */
+    EXPECT_EQ(C.term_state[C.nterm - 1], CSIP_TXN_COMPLETED);
+    EXPECT_EQ(C.term_why[C.nterm - 1], CSIP_TXN_END_NORMAL);
+    EXPECT_EQ(csip_txn_layer_next_expiry(l), UINT64_MAX);
+
+    /* Accepted: nothing changes, further 2xx still go up, Timer M ends it */
+    ASSERT_OK(csip_txn_client_new(l, parse(req_text("INVITE", VIA_AB, "f", "", 1, NULL)), &dst,
+                                  NULL, 200000, &ct));
+    EXPECT_OK(feed(l, RESP("200", VIA_AB, "INVITE"), &dst, 200010));
+    EXPECT_OK(csip_txn_client_abandon(ct, 200020));
+    nresp = C.nresp;
+    EXPECT_OK(feed(l, RESP("200", VIA_AB, "INVITE"), &dst, 200030));
+    ASSERT_EQ(C.nresp, nresp + 1);
+    EXPECT_EQ(C.resp_status[nresp], 200);
+    EXPECT_EQ(csip_txn_layer_next_expiry(l), 200010 + 32000);
+    csip_txn_layer_handle_expiry(l, 200010 + 32000);
+    EXPECT_EQ(C.term_state[C.nterm - 1], CSIP_TXN_ACCEPTED);
+    /* every transaction had exactly one final response */
+    int finals_408 = 0;
+    for (int i = 0; i < C.nresp; i++)
+        finals_408 += C.resp_status[i] == 408;
+    EXPECT_EQ(finals_408, 2);
+    teardown(l);
+}
+
+/* What a transaction holds while it lives: the printed request only while a
+ * timer may resend it, the last response only while it may be resent. */
+static size_t g_live;
+
+static void *cnt_malloc(size_t n, void *ud)
+{
+    (void)ud;
+    size_t *p = malloc(n + 16);
+    if (!p)
+        return NULL;
+    *p = n;
+    g_live += n;
+    return (char *)p + 16;
+}
+static void cnt_free(void *ptr, void *ud)
+{
+    (void)ud;
+    if (!ptr)
+        return;
+    size_t *p = (size_t *)(void *)((char *)ptr - 16);
+    g_live -= *p;
+    free(p);
+}
+static void *cnt_realloc(void *ptr, size_t n, void *ud)
+{
+    if (!ptr)
+        return cnt_malloc(n, ud);
+    size_t *p = (size_t *)(void *)((char *)ptr - 16);
+    size_t old = *p;
+    size_t *q = realloc(p, n + 16);
+    if (!q)
+        return NULL;
+    *q = n;
+    g_live = g_live - old + n;
+    return (char *)q + 16;
+}
+
+static void test_memory_kept(void)
+{
+    csip_mem mem = {cnt_malloc, cnt_free, cnt_realloc, NULL};
+    csip_txn_opts opts;
+    memset(&opts, 0, sizeof opts);
+    opts.mem = &mem;
+    csip_parse_opts po = {{0}, &mem};
+    char inv[2048];
+    snprintf(inv, sizeof inv, "%s", req_text("INVITE", VIA_AB, "f", "", 1, NULL));
+    size_t inv_len = strlen(inv);
+    csip_addr udp = addr("192.0.2.2", 5060, CSIP_TP_UDP);
+    csip_addr tcp = addr("192.0.2.2", 5060, CSIP_TP_TCP);
+    csip_msg *req = NULL;
+    csip_txn *ct = NULL;
+    size_t held[2][2]; /* [edited][tcp]: bytes a new client transaction adds */
+    int edited_len = 0;
+    for (int edited = 0; edited < 2; edited++) {
+        for (int reliable = 0; reliable < 2; reliable++) {
+            csip_txn_layer *l = setup(&opts);
+            ASSERT_OK(csip_msg_parse(inv, inv_len, &po, &req, NULL));
+            if (edited) {
+                ASSERT_OK(csip_msg_set_max_forwards(req, 69));
+                edited_len = csip_msg_print(req, NULL, 0);
+            }
+            size_t before = g_live;
+            ASSERT_OK(csip_txn_client_new(l, req, reliable ? &tcp : &udp, NULL, 0, &ct));
+            held[edited][reliable] = g_live - before;
+            ASSERT_EQ(C.nout, 1);
+            EXPECT_EQ(C.out[0].len, edited ? (size_t)edited_len : inv_len);
+            EXPECT_EQ(strstr(C.out[0].data, "Max-Forwards: 69") != NULL, edited);
+            if (!reliable) {
+                /* Timer A resends the same bytes */
+                csip_txn_layer_handle_expiry(l, 500);
+                ASSERT_EQ(C.nout, 2);
+                EXPECT_EQ(C.out[1].len, C.out[0].len);
+                EXPECT_EQ(memcmp(C.out[1].data, C.out[0].data, C.out[0].len), 0);
+                /* Calling ends: whatever was kept for Timer A goes */
+                size_t calling = g_live;
+                EXPECT_OK(feed(l, RESP("180", VIA_AB, "INVITE"), &udp, 600));
+                EXPECT_EQ(calling - g_live, edited ? (size_t)edited_len : 0);
+            }
+            teardown(l);
+            EXPECT_EQ(g_live, 0);
+        }
+    }
+    /* an unedited request is sent from its own bytes: no copy, on any transport;
+     * an edited one is copied for Timer A only */
+    EXPECT_EQ(held[0][0], held[0][1]);
+    EXPECT_EQ(held[1][0] - held[1][1], (size_t)edited_len);
+
+    /* INVITE server: the final response goes once Confirmed */
+    csip_txn_layer *l = setup(&opts);
+    csip_addr src = addr("192.0.2.9", 5080, CSIP_TP_UDP);
+    EXPECT_OK(feed(l, req_text("INVITE", VIA1, "f", "", 1, NULL), &src, 0));
+    ASSERT_EQ(C.nreq, 1);
+    EXPECT_OK(respond(C.st[0], 486, 0));
+    size_t completed = g_live;
+    EXPECT_OK(feed(l, req_text("ACK", VIA1, "f", "srv", 1, NULL), &src, 10));
+    EXPECT_EQ(csip_txn_state_of(C.st[0]), CSIP_TXN_CONFIRMED);
+    ASSERT_EQ(C.nout, 1);
+    EXPECT_EQ(completed - g_live, C.out[0].len);
+    teardown(l);
+    EXPECT_EQ(g_live, 0);
 }
 
 static void test_reentrant_expiry(void)
@@ -1133,6 +1593,7 @@ int main(int argc, char **argv)
 {
     static const check_test tests[] = {
         CHECK_TEST(test_branch),
+        CHECK_TEST(test_hash_fold),
         CHECK_TEST(test_layer_api),
         CHECK_TEST(test_client_errors),
         CHECK_TEST(test_ack_for_non2xx),
@@ -1144,6 +1605,11 @@ int main(int argc, char **argv)
         CHECK_TEST(test_overload),
         CHECK_TEST(test_response_routing),
         CHECK_TEST(test_respond_errors),
+        CHECK_TEST(test_respond_2xx_again),
+        CHECK_TEST(test_response_dest_api),
+        CHECK_TEST(test_abandon_non_invite),
+        CHECK_TEST(test_abandon_invite),
+        CHECK_TEST(test_memory_kept),
         CHECK_TEST(test_transport_errors),
         CHECK_TEST(test_reentrant_expiry),
         CHECK_TEST(test_many),

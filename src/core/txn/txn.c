@@ -91,6 +91,7 @@ static void txn_end(csip_txn *t, csip_txn_end why, uint64_t now)
 {
     if (t->state == CSIP_TXN_TERMINATED)
         return;
+    t->end_state = t->state;
     t->state = CSIP_TXN_TERMINATED;
     t->end = (uint8_t)why;
     t->tm[TM_RETRANS] = t->tm[TM_AUX] = TXN_NEVER;
@@ -116,9 +117,9 @@ static csip_txn *txn_alloc(csip_txn_layer *l)
 static void txn_release(csip_txn *t)
 {
     const csip_mem *mem = t->layer->mem;
-    csip__free(mem, t->out);
-    csip__free(mem, t->ack);
-    csip__free(mem, t->to_tag);
+    if (!(t->flags & TXF_OUT_RAW))
+        csip__free(mem, (char *)t->out);
+    csip__free(mem, t->ack); /* or to_tag: they share their place */
     csip_msg_free(t->req);
     csip__free(mem, t);
 }
@@ -131,6 +132,8 @@ static void txn_finalize(csip_txn *t, csip_txn_end why)
         t->tm[i] = TXN_NEVER;
     csip__txn_heap_update(l, t);
     csip__txn_table_remove(l, t);
+    if (t->state != CSIP_TXN_TERMINATED)
+        t->end_state = t->state;
     t->state = CSIP_TXN_TERMINATED;
     t->end = (uint8_t)why;
     if (l->cb.on_terminated) {
@@ -145,7 +148,7 @@ static void txn_finalize(csip_txn *t, csip_txn_end why)
 /* Output helpers */
 
 /* Prints m into a new exact-size buffer. */
-static int print_alloc(const csip_mem *mem, const csip_msg *m, char **out, size_t *len)
+static int print_alloc(const csip_mem *mem, const csip_msg *m, char **out, uint32_t *len)
 {
     int n = csip_msg_print(m, NULL, 0);
     if (n < 0)
@@ -159,28 +162,24 @@ static int print_alloc(const csip_mem *mem, const csip_msg *m, char **out, size_
         return r < 0 ? r : CSIP_ERR_INVALID_ARG;
     }
     *out = b;
-    *len = (size_t)n;
+    *len = (uint32_t)n;
     return 0;
 }
 
-/* Prints and sends a message outside any transaction. */
-static int send_printed(csip_txn_layer *l, const csip_msg *m, const csip_addr *dst)
+/* Replaces the bytes kept for sending again (buf: allocated, or NULL). */
+static void set_out(csip_txn *t, char *buf, uint32_t len)
 {
-    char stack[2048];
-    int n = csip_msg_print(m, NULL, 0);
-    if (n < 0)
-        return n;
-    char *b = (size_t)n <= sizeof stack ? stack : csip__malloc(l->mem, (size_t)n);
-    if (!b)
-        return CSIP_ERR_NOMEM;
-    int rc = csip_msg_print(m, b, (size_t)n);
-    if (rc == n)
-        rc = tx_send(l, dst, b, (size_t)n);
-    else if (rc >= 0)
-        rc = CSIP_ERR_INVALID_ARG;
-    if (b != stack)
-        csip__free(l->mem, b);
-    return rc;
+    if (!(t->flags & TXF_OUT_RAW))
+        csip__free(t->layer->mem, (char *)t->out);
+    t->flags &= (uint8_t)~TXF_OUT_RAW;
+    t->out = buf;
+    t->out_len = len;
+}
+
+/* Frees the printed bytes once nothing can send them again. */
+static void drop_out(csip_txn *t)
+{
+    set_out(t, NULL, 0);
 }
 
 static bool ip_literal(csip_str s, csip_addr *a)
@@ -267,6 +266,26 @@ static int server_send(csip_txn *t, const char *data, size_t len, bool retransmi
     return rc;
 }
 
+/* Prints and sends a message outside any transaction. */
+static int send_printed(csip_txn_layer *l, const csip_msg *m, const csip_addr *dst)
+{
+    char stack[2048];
+    int n = csip_msg_print(m, NULL, 0);
+    if (n < 0)
+        return n;
+    char *b = (size_t)n <= sizeof stack ? stack : csip__malloc(l->mem, (size_t)n);
+    if (!b)
+        return CSIP_ERR_NOMEM;
+    int rc = csip_msg_print(m, b, (size_t)n);
+    if (rc == n)
+        rc = tx_send(l, dst, b, (size_t)n);
+    else if (rc >= 0)
+        rc = CSIP_ERR_INVALID_ARG;
+    if (b != stack)
+        csip__free(l->mem, b);
+    return rc;
+}
+
 static int client_send(csip_txn *t, const char *data, size_t len, bool retransmission)
 {
     int rc = tx_send(t->layer, &t->peer, data, len);
@@ -342,7 +361,7 @@ static int build_ack(csip_txn *t, const csip_msg *resp)
     }
     csip__free(t->layer->mem, t->ack);
     t->ack = w.p;
-    t->ack_len = w.len;
+    t->ack_len = (uint32_t)w.len;
     return 0;
 }
 
@@ -362,16 +381,27 @@ static uint64_t hash_2543(const csip_txn_layer *l, csip_str call_id, uint32_t cs
            ((uint64_t)cseq * 0x9E3779B97F4A7C15ull);
 }
 
-/* The stored hash is compared first: a chain walk touches no message until
- * the hashes agree. */
-static csip_txn *find_client(const csip_txn_layer *l, csip_str branch, csip_str method)
+/* The method of a transaction, as its request writes it. */
+static csip_str method_of(const csip_txn *t)
 {
-    uint64_t h = hash_branch(l, branch);
+    return csip_msg_method_name(t->req);
+}
+
+/* A client transaction by branch (hash h) and method. The stored hash is
+ * compared first: a chain walk touches no message until the hashes agree. */
+static csip_txn *find_client_h(const csip_txn_layer *l, uint64_t h, csip_str branch,
+                               csip_str method)
+{
     for (csip_txn *t = csip__txn_bucket(l, h); t; t = t->hnext)
         if (t->hash == h && is_client(t) && csip_str_ieq(t->via->branch, branch) &&
-            csip_str_eq(t->method, method))
+            csip_str_eq(method_of(t), method))
             return t;
     return NULL;
+}
+
+static csip_txn *find_client(const csip_txn_layer *l, csip_str branch, csip_str method)
+{
+    return find_client_h(l, hash_branch(l, branch), branch, method);
 }
 
 static bool sent_by_equal(const csip_via *a, const csip_via *b)
@@ -389,7 +419,7 @@ static csip_txn *find_server(const csip_txn_layer *l, const csip_via *via, csip_
         if (t->hash != h || is_client(t) || (t->flags & TXF_2543) ||
             !csip_str_ieq(t->via->branch, via->branch) || !sent_by_equal(t->via, via))
             continue;
-        if (invite_of ? t->kind == CSIP_TXN_INVITE_SERVER : csip_str_eq(t->method, method))
+        if (invite_of ? t->kind == CSIP_TXN_INVITE_SERVER : csip_str_eq(method_of(t), method))
             return t;
     }
     return NULL;
@@ -473,8 +503,10 @@ static void ict_response(csip_txn *t, const csip_msg *resp, int code, uint64_t n
     switch ((csip_txn_state)t->state) {
     case CSIP_TXN_CALLING:
     case CSIP_TXN_PROCEEDING:
+        /* Timer A only runs in Calling: the request is never sent again. */
+        drop_out(t);
         if (code < 200) {
-            /* Timers A and B only run in Calling. */
+            /* Timers A and B only run in Calling (the §9.1 guard goes on). */
             t->state = CSIP_TXN_PROCEEDING;
             t->tm[TM_RETRANS] = t->tm[TM_END] = TXN_NEVER;
             csip__txn_heap_update(l, t);
@@ -534,6 +566,7 @@ static void nict_response(csip_txn *t, const csip_msg *resp, int code, uint64_t 
             /* Completed; Timer K: T4 unreliable, 0 reliable. */
             t->state = CSIP_TXN_COMPLETED;
             t->tm[TM_RETRANS] = TXN_NEVER;
+            drop_out(t);
             arm(t, TM_END, now + ((t->flags & TXF_RELIABLE) ? 0u : l->t4));
             deliver(t, resp, code);
         }
@@ -553,7 +586,7 @@ static void ict_timer(csip_txn *t, int slot, uint64_t now)
     csip_txn_layer *l = t->layer;
     switch (slot) {
     case TM_RETRANS: /* Timer A: retransmit, double (no cap for INVITE) */
-        if (t->state != CSIP_TXN_CALLING)
+        if (t->state != CSIP_TXN_CALLING || !t->out)
             return;
         if (client_send(t, t->out, t->out_len, true) != 0) {
             client_fail(t, 503, CSIP_TXN_END_TRANSPORT, now);
@@ -598,7 +631,7 @@ static void nict_timer(csip_txn *t, int slot, uint64_t now)
     csip_txn_layer *l = t->layer;
     switch (slot) {
     case TM_RETRANS: /* Timer E: doubling up to T2 in Trying, T2 in Proceeding */
-        if (t->state != CSIP_TXN_TRYING && t->state != CSIP_TXN_PROCEEDING)
+        if ((t->state != CSIP_TXN_TRYING && t->state != CSIP_TXN_PROCEEDING) || !t->out)
             return;
         if (client_send(t, t->out, t->out_len, true) != 0) {
             client_fail(t, 503, CSIP_TXN_END_TRANSPORT, now);
@@ -641,7 +674,7 @@ static void ist_send_trying(csip_txn *t, uint64_t now)
     csip_txn_layer *l = t->layer;
     csip_msg *resp = NULL;
     char *buf = NULL;
-    size_t len = 0;
+    uint32_t len = 0;
     t->flags |= TXF_PROVISIONAL;
     disarm(t, TM_AUX);
     if (csip_response_for(t->req, 100, NULL, CSIP_STR_NULL, l->mem, &resp) != 0 ||
@@ -650,9 +683,7 @@ static void ist_send_trying(csip_txn *t, uint64_t now)
         return; /* best effort: the next retransmission tries again */
     }
     csip_msg_free(resp);
-    csip__free(l->mem, t->out);
-    t->out = buf;
-    t->out_len = len;
+    set_out(t, buf, len);
     if (server_send(t, buf, len, false) != 0)
         txn_end(t, CSIP_TXN_END_TRANSPORT, now);
 }
@@ -691,9 +722,11 @@ static void ist_ack(csip_txn *t, const csip_msg *ack, const csip_addr *src, uint
     csip_txn_layer *l = t->layer;
     switch ((csip_txn_state)t->state) {
     case CSIP_TXN_COMPLETED:
-        /* Confirmed; Timer I: T4 unreliable, 0 reliable. */
+        /* Confirmed; Timer I: T4 unreliable, 0 reliable. Nothing is sent
+         * again from here: the final response goes. */
         t->state = CSIP_TXN_CONFIRMED;
         t->tm[TM_RETRANS] = TXN_NEVER;
+        drop_out(t);
         arm(t, TM_END, now + ((t->flags & TXF_RELIABLE) ? 0u : l->t4));
         return;
     case CSIP_TXN_ACCEPTED:
@@ -824,7 +857,6 @@ static int server_new(csip_txn_layer *l, csip_msg *m, const csip_via *via, const
     t->state = (uint8_t)(invite ? CSIP_TXN_PROCEEDING : CSIP_TXN_TRYING);
     t->req = m;
     t->via = via;
-    t->method = csip_msg_method_name(m);
     t->peer = *src;
     if (csip_transport_reliable((csip_transport)src->transport))
         t->flags |= TXF_RELIABLE;
@@ -1061,6 +1093,16 @@ int csip_txn_new_branch(char *out, size_t cap)
     return (int)(COOKIE_LEN + 22);
 }
 
+/* RFC 3261 §9.1: the INVITE client transaction gets at most 64*T1 from now
+ * to receive a final response; if none comes, a 408 goes up and it ends. The
+ * earliest guard armed holds (a CANCEL, csip_txn_client_abandon()). */
+static void arm_guard(csip_txn *inv, uint64_t now)
+{
+    uint64_t at = now + t64(inv->layer->t1);
+    if (at < inv->tm[TM_AUX])
+        arm(inv, TM_AUX, at);
+}
+
 int csip_txn_client_new(csip_txn_layer *l, csip_msg *req, const csip_addr *dst, void *txn_user_data,
                         uint64_t now_ms, csip_txn **out)
 {
@@ -1070,8 +1112,12 @@ int csip_txn_client_new(csip_txn_layer *l, csip_msg *req, const csip_addr *dst, 
     const csip_cseq *cseq;
     if (!l || !req || !dst || l->freeing || !csip_msg_is_request(req) ||
         csip_msg_method(req) == CSIP_METHOD_ACK || csip_msg_via(req, 0, &via) != 0 ||
-        !has_cookie(via->branch) || csip_msg_cseq(req, &cseq) != 0 ||
-        find_client(l, via->branch, csip_msg_method_name(req))) {
+        !has_cookie(via->branch) || csip_msg_cseq(req, &cseq) != 0) {
+        csip_msg_free(req);
+        return CSIP_ERR_INVALID_ARG;
+    }
+    uint64_t h = hash_branch(l, via->branch);
+    if (find_client_h(l, h, via->branch, csip_msg_method_name(req))) {
         csip_msg_free(req);
         return CSIP_ERR_INVALID_ARG;
     }
@@ -1081,19 +1127,31 @@ int csip_txn_client_new(csip_txn_layer *l, csip_msg *req, const csip_addr *dst, 
         return CSIP_ERR_NOMEM;
     }
     t->req = req;
-    int rc = print_alloc(l->mem, req, &t->out, &t->out_len);
+    char *buf = NULL;
+    uint32_t len = 0;
+    int rc = print_alloc(l->mem, req, &buf, &len);
     if (rc != 0) {
         txn_release(t);
         return rc;
+    }
+    /* An unedited request prints as the bytes it was parsed from: send
+     * those, and keep no copy. */
+    csip_str raw = csip_msg_raw(req);
+    if (raw.len == len && memcmp(raw.p, buf, len) == 0) {
+        csip__free(l->mem, buf);
+        t->out = raw.p;
+        t->out_len = len;
+        t->flags |= TXF_OUT_RAW;
+    } else {
+        set_out(t, buf, len);
     }
     bool invite = csip_msg_method(req) == CSIP_METHOD_INVITE;
     t->kind = (uint8_t)(invite ? CSIP_TXN_INVITE_CLIENT : CSIP_TXN_NON_INVITE_CLIENT);
     t->state = (uint8_t)(invite ? CSIP_TXN_CALLING : CSIP_TXN_TRYING);
     t->via = via;
-    t->method = csip_msg_method_name(req);
     t->peer = *dst;
     t->user_data = txn_user_data;
-    t->hash = hash_branch(l, via->branch);
+    t->hash = h;
     bool reliable = csip_transport_reliable((csip_transport)dst->transport);
     if (reliable)
         t->flags |= TXF_RELIABLE;
@@ -1106,18 +1164,33 @@ int csip_txn_client_new(csip_txn_layer *l, csip_msg *req, const csip_addr *dst, 
 
     if (csip_msg_method(req) == CSIP_METHOD_CANCEL) {
         /* §9.1: the CANCEL carries the INVITE's branch. Give the INVITE
-         * transaction 64*T1 from now to end (the TU has no other way to). */
-        csip_txn *inv = find_client(l, via->branch, CSIP_STR("INVITE"));
-        if (inv && !(inv->flags & TXF_CANCELLED) &&
-            (inv->state == CSIP_TXN_CALLING || inv->state == CSIP_TXN_PROCEEDING)) {
-            inv->flags |= TXF_CANCELLED;
-            arm(inv, TM_AUX, now_ms + t64(l->t1));
-        }
+         * transaction 64*T1 from now to end. */
+        csip_txn *inv = find_client_h(l, h, via->branch, CSIP_STR("INVITE"));
+        if (inv && (inv->state == CSIP_TXN_CALLING || inv->state == CSIP_TXN_PROCEEDING))
+            arm_guard(inv, now_ms);
     }
     if (out)
         *out = t;
-    if (client_send(t, t->out, t->out_len, false) != 0)
+    bool failed = client_send(t, t->out, t->out_len, false) != 0;
+    if (failed || reliable)
+        drop_out(t); /* nothing will send it again */
+    if (failed)
         client_fail(t, 503, CSIP_TXN_END_TRANSPORT, now_ms); /* §17.1.4 */
+    return 0;
+}
+
+int csip_txn_client_abandon(csip_txn *ct, uint64_t now_ms)
+{
+    if (!ct || !is_client(ct) || ct->layer->freeing)
+        return CSIP_ERR_INVALID_ARG;
+    bool waiting = ct->state == CSIP_TXN_CALLING || ct->state == CSIP_TXN_TRYING ||
+                   ct->state == CSIP_TXN_PROCEEDING;
+    if (!waiting)
+        return 0; /* the final response went up already, or it has ended */
+    if (ct->kind == CSIP_TXN_INVITE_CLIENT)
+        arm_guard(ct, now_ms);
+    else
+        client_fail(ct, 408, CSIP_TXN_END_TIMEOUT, now_ms);
     return 0;
 }
 
@@ -1136,6 +1209,26 @@ static bool response_matches(const csip_txn *st, const csip_msg *resp)
     return q1->number == q2->number && csip_str_eq(q1->method, q2->method);
 }
 
+/*
+ * RFC 6026 §7.1: a 2xx the TU passes to an Accepted INVITE server transaction
+ * (a UAS core retransmitting its 2xx, a proxy forwarding another branch's)
+ * goes to the transport, where the first 2xx went. Nothing is kept and the
+ * state stays: a failed send is counted, as for the first 2xx.
+ */
+static int respond_again(csip_txn *st, csip_msg *resp)
+{
+    csip_txn_layer *l = st->layer;
+    char *buf = NULL;
+    uint32_t len = 0;
+    int rc = print_alloc(l->mem, resp, &buf, &len);
+    csip_msg_free(resp);
+    if (rc != 0)
+        return rc;
+    (void)server_send(st, buf, len, true);
+    csip__free(l->mem, buf);
+    return 0;
+}
+
 int csip_txn_respond(csip_txn *st, csip_msg *resp, uint64_t now_ms)
 {
     if (!st || !resp) {
@@ -1146,16 +1239,21 @@ int csip_txn_respond(csip_txn *st, csip_msg *resp, uint64_t now_ms)
     int code = csip_msg_status(resp);
     bool ok =
         !l->freeing && !is_client(st) && !csip_msg_is_request(resp) && code >= 100 && code <= 699;
-    if (ok && st->kind == CSIP_TXN_INVITE_SERVER)
-        ok = st->state == CSIP_TXN_PROCEEDING;
-    else if (ok)
+    bool again = false;
+    if (ok && st->kind == CSIP_TXN_INVITE_SERVER) {
+        again = st->state == CSIP_TXN_ACCEPTED;
+        ok = again ? code >= 200 && code < 300 : st->state == CSIP_TXN_PROCEEDING;
+    } else if (ok) {
         ok = st->state == CSIP_TXN_TRYING || st->state == CSIP_TXN_PROCEEDING;
+    }
     if (!ok || !response_matches(st, resp)) {
         csip_msg_free(resp);
         return CSIP_ERR_INVALID_ARG;
     }
+    if (again)
+        return respond_again(st, resp);
     char *buf = NULL, *tag = NULL;
-    size_t len = 0;
+    uint32_t len = 0;
     int rc = print_alloc(l->mem, resp, &buf, &len);
     csip_str to_tag = to_tag_of(resp);
     bool keep_tag =
@@ -1175,11 +1273,9 @@ int csip_txn_respond(csip_txn *st, csip_msg *resp, uint64_t now_ms)
     if (keep_tag) {
         st->flags |= TXF_TO_TAG;
         st->to_tag = tag;
-        st->to_tag_len = tag ? to_tag.len : 0;
+        st->to_tag_len = tag ? (uint32_t)to_tag.len : 0;
     }
-    csip__free(l->mem, st->out);
-    st->out = buf;
-    st->out_len = len;
+    set_out(st, buf, len);
     bool reliable = (st->flags & TXF_RELIABLE) != 0;
 
     if (st->kind == CSIP_TXN_INVITE_SERVER) {
@@ -1195,9 +1291,7 @@ int csip_txn_respond(csip_txn *st, csip_msg *resp, uint64_t now_ms)
             st->state = CSIP_TXN_ACCEPTED;
             arm(st, TM_END, now_ms + t64(l->t1));
             (void)server_send(st, buf, len, false);
-            csip__free(l->mem, st->out);
-            st->out = NULL;
-            st->out_len = 0;
+            drop_out(st);
         } else {
             /* Completed: Timer G (T1, unreliable) and Timer H (64*T1). */
             st->state = CSIP_TXN_COMPLETED;
@@ -1230,15 +1324,22 @@ int csip_txn_layer_send_stateless(csip_txn_layer *l, const csip_msg *msg, const 
         return CSIP_ERR_INVALID_ARG;
     csip_addr d;
     if (!dst) {
-        const csip_via *via;
-        if (csip_msg_is_request(msg) || csip_msg_via(msg, 0, &via) != 0)
+        if (csip_msg_is_request(msg))
             return CSIP_ERR_INVALID_ARG;
-        int rc = response_dest(via, NULL, &d);
+        int rc = csip_txn_response_dest(msg, NULL, &d);
         if (rc != 0)
             return rc;
         dst = &d;
     }
     return send_printed(l, msg, dst);
+}
+
+int csip_txn_response_dest(const csip_msg *msg, const csip_addr *request_src, csip_addr *out)
+{
+    const csip_via *via;
+    if (!msg || !out || csip_msg_via(msg, 0, &via) != 0)
+        return CSIP_ERR_INVALID_ARG;
+    return response_dest(via, request_src, out);
 }
 
 csip_txn *csip_txn_layer_find_invite(csip_txn_layer *l, const csip_msg *cancel)
@@ -1260,6 +1361,11 @@ csip_txn_kind csip_txn_kind_of(const csip_txn *t)
 csip_txn_state csip_txn_state_of(const csip_txn *t)
 {
     return (csip_txn_state)t->state;
+}
+
+csip_txn_state csip_txn_end_state(const csip_txn *t)
+{
+    return (csip_txn_state)(t->state == CSIP_TXN_TERMINATED ? t->end_state : t->state);
 }
 
 const csip_msg *csip_txn_request(const csip_txn *t)

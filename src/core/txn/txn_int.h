@@ -6,7 +6,8 @@
  * requests); the matching keys (top Via branch and sent-by, method) are views
  * into that message, which is never edited, so nothing else is copied. The
  * bytes to retransmit (the client's request, the server's last response, the
- * ACK of a non-2xx) are printed once and kept.
+ * ACK of a non-2xx) are printed once and kept while a timer or a
+ * retransmission may still need them.
  *
  * Every transaction sits in one hash table (chained, keyed by a keyed hash of
  * the lower-cased branch, or of Call-ID and CSeq number for RFC 2543
@@ -41,31 +42,47 @@ enum { TM_RETRANS = 0, TM_END, TM_AUX, TM__COUNT };
 #define TXF_2543 0x02u        /* RFC 2543 matching (branch without the magic cookie) */
 #define TXF_PROVISIONAL 0x04u /* INVITE server: a provisional response has been sent */
 #define TXF_TO_TAG 0x08u      /* RFC 2543 INVITE server: to_tag holds the final's To tag */
-#define TXF_CANCELLED 0x10u   /* INVITE client: a CANCEL was sent (guard armed) */
+#define TXF_OUT_RAW 0x10u     /* client: out is the request's own bytes (not allocated) */
 
+/*
+ * Laid out to keep the struct small (152 bytes on LP64): pointers and 64-bit
+ * times first, the address, then 32-bit and 8-bit fields. The method is not
+ * kept (csip_msg_method_name() of req gives it); byte counts are 32-bit
+ * (csip_msg_print() returns an int).
+ */
 struct csip_txn {
     csip_txn_layer *layer;
     csip_txn *hnext; /* hash chain */
     uint64_t hash;
-    uint32_t heap_idx; /* TXN_NO_HEAP when no timer is armed */
-    uint8_t kind;      /* csip_txn_kind */
-    uint8_t state;     /* csip_txn_state */
-    uint8_t end;       /* csip_txn_end, meaningful once Terminated */
-    uint8_t flags;     /* TXF_* */
-    uint32_t interval; /* current retransmission interval (A, E, G) */
     uint64_t tm[TM__COUNT];
     uint64_t due; /* earliest armed slot: the heap key */
     csip_msg *req;
     const csip_via *via; /* top Via of req (in req's arena) */
-    csip_str method;     /* request method as written */
-    csip_addr peer;      /* server: where the request came from; client: where it goes */
-    char *out;           /* client: the request; server: the last response sent */
-    size_t out_len;
-    char *ack; /* INVITE client: the ACK of the non-2xx final response */
-    size_t ack_len;
-    char *to_tag; /* see TXF_TO_TAG */
-    size_t to_tag_len;
+    /* What may still have to be sent again, printed: client, the request
+     * (unreliable transports, until no timer can resend it), which is the
+     * request's own bytes (csip_msg_raw) when they print the same, as they
+     * do for a message nobody edited (TXF_OUT_RAW); server, the last
+     * response (dropped after a 2xx and once Confirmed). NULL when nothing
+     * is kept. */
+    const char *out;
+    union {
+        char *ack;    /* INVITE client: the ACK of the non-2xx final response */
+        char *to_tag; /* INVITE server: see TXF_TO_TAG */
+    };
     void *user_data;
+    csip_addr peer;    /* server: where the request came from; client: where it goes */
+    uint32_t heap_idx; /* TXN_NO_HEAP when no timer is armed */
+    uint32_t interval; /* current retransmission interval (A, E, G) */
+    uint32_t out_len;
+    union {
+        uint32_t ack_len;
+        uint32_t to_tag_len;
+    };
+    uint8_t kind;      /* csip_txn_kind */
+    uint8_t state;     /* csip_txn_state */
+    uint8_t end;       /* csip_txn_end, meaningful once Terminated */
+    uint8_t end_state; /* the state it was in when it entered Terminated */
+    uint8_t flags;     /* TXF_* */
 };
 
 struct csip_txn_layer {
