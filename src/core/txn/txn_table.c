@@ -13,7 +13,9 @@
 
 /* ------------------------------------------------------------------------- */
 /* SipHash-1-3 (Aumasson and Bernstein): one compression round, three
- * finalisation rounds, 64-bit output. Keyed, so collisions cannot be planned. */
+ * finalisation rounds, 64-bit output. Keyed, so collisions cannot be planned.
+ * Words are loaded in native byte order (the value never leaves the
+ * process), and folded to lower case eight bytes at a time. */
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 #define SIPROUND                                                                                   \
@@ -34,13 +36,32 @@
         v2 = ROTL(v2, 32);                                                                         \
     } while (0)
 
-static inline uint64_t load_word(const char *p, size_t n, bool fold)
+/* ASCII upper-case letters to lower case in each byte of w, others kept: a
+ * byte gets 0x20 added when it is below 0x80, at least 'A' and at most 'Z'
+ * (no carry crosses bytes: each sum stays below 0x100). */
+static inline uint64_t fold_word(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    uint64_t low7 = w & ~high;
+    uint64_t ge_a = low7 + ones * (0x80u - 'A');
+    uint64_t gt_z = low7 + ones * (0x80u - 'Z' - 1u);
+    return w | ((ge_a & ~gt_z & ~w & high) >> 2);
+}
+
+/* n (< 8) bytes, little-endian. */
+static inline uint64_t load_tail(const char *p, size_t n)
 {
     uint64_t m = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)(fold ? csip__lower(p[i]) : p[i]);
-        m |= (uint64_t)c << (8 * i);
-    }
+    for (size_t i = 0; i < n; i++)
+        m |= (uint64_t)(unsigned char)p[i] << (8 * i);
+    return m;
+}
+
+/* 8 bytes in native order: the hash is only compared within the process. */
+static inline uint64_t load8(const char *p)
+{
+    uint64_t m;
+    memcpy(&m, p, sizeof m);
     return m;
 }
 
@@ -52,12 +73,17 @@ uint64_t csip__txn_hash(const uint64_t k[2], const char *p, size_t n, bool fold)
     uint64_t v3 = 0x7465646279746573ULL ^ k[1];
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        uint64_t m = load_word(p + i, 8, fold);
+        uint64_t m = load8(p + i);
+        if (fold)
+            m = fold_word(m);
         v3 ^= m;
         SIPROUND;
         v0 ^= m;
     }
-    uint64_t b = ((uint64_t)n << 56) | load_word(p + i, n - i, fold);
+    uint64_t t = load_tail(p + i, n - i);
+    if (fold)
+        t = fold_word(t);
+    uint64_t b = ((uint64_t)n << 56) | t;
     v3 ^= b;
     SIPROUND;
     v0 ^= b;
