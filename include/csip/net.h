@@ -12,9 +12,9 @@
  * is still open (§18.2.2), a request over UDP that is larger than the MTU
  * threshold over TCP instead (§18.1.1).
  *
- * Received requests are not rewritten: the source address travels with each
- * server transaction (csip_txn_peer()), which is what `received` and `rport`
- * describe; a proxy stamps them on the Via it forwards.
+ * The transaction layer notes the source of each received request in its top
+ * Via (`received`, and the value of an empty `rport`, RFC 3261 §18.2.1, RFC
+ * 3581), and keeps it with the server transaction (csip_txn_peer()).
  *
  * The layer's timer is re-armed before each loop iteration (a uv_prepare
  * handle), so csip_txn_* calls made from any loop callback need no extra step.

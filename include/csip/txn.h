@@ -150,7 +150,9 @@ CSIP_EXTERN void csip_txn_layer_free(csip_txn_layer *layer);
 /**
  * Feeds one received message (a datagram, or one message framed from a stream
  * with csip_stream_frame(): src->transport tells which) at time now_ms. The
- * bytes are copied. A request that fails validation is answered statelessly
+ * bytes are copied. A request's top Via gets `received` (when its sent-by is
+ * not the source address, or it has rport) and the source port as the value
+ * of an empty `rport` (RFC 3261 §18.2.1, RFC 3581 §4) before the TU sees it. A request that fails validation is answered statelessly
  * with the response the parser names (400, 505, 513 …) when its Via, From,
  * To, Call-ID and CSeq allow an answer; anything else malformed is dropped and
  * counted. Retransmissions are absorbed or answered from the last response.

@@ -22,6 +22,7 @@ typedef struct cap {
     int nout;
     int fail_send;         /* send returns an error while set */
     csip_txn *st[MAX_CAP]; /* on_request (NULL for a transaction-less request) */
+    char req_via[MAX_CAP][160]; /* the top Via line as the TU saw it */
     char req_method[MAX_CAP][16];
     int nreq;
     int resp_status[MAX_CAP];
@@ -68,6 +69,9 @@ static void cap_request(csip_txn_layer *l, csip_txn *st, const csip_msg *req, co
         C.st[C.nreq] = st;
         csip_str m = csip_msg_method_name(req);
         snprintf(C.req_method[C.nreq], sizeof C.req_method[0], "%.*s", (int)m.len, m.p);
+        const csip_hdr *via = csip_msg_hdr_find(req, CSIP_HDR_VIA);
+        snprintf(C.req_via[C.nreq], sizeof C.req_via[0], "%.*s", via ? (int)via->value.len : 0,
+                 via ? via->value.p : "");
         C.nreq++;
     }
     if (C.reenter)
@@ -826,13 +830,17 @@ static csip_addr route_of(csip_txn_layer *l, const char *via, const csip_addr *s
         CHECK_FAIL_("no response for Via %s", via);
         return none;
     }
-    /* csip_txn_response_dest() says the same, from the request or the response */
+    /* csip_txn_response_dest() says the same, from the request or the response
+     * (from the request only when the server's own received does not replace
+     * one the client wrote, RFC 3261 §18.2.1) */
     csip_msg *m = parse(req_text("OPTIONS", v, "f", "", 1, NULL));
     csip_msg *r = parse(C.out[before].data);
     csip_addr d1, d2;
     EXPECT_OK(csip_txn_response_dest(m, src, &d1));
     EXPECT_OK(csip_txn_response_dest(r, src, &d2));
-    EXPECT_TRUE(csip_addr_equal(&d1, &C.out[before].dst) && d1.conn == C.out[before].dst.conn);
+    if (!strstr(via, "received="))
+        EXPECT_TRUE(csip_addr_equal(&d1, &C.out[before].dst) &&
+                    d1.conn == C.out[before].dst.conn);
     EXPECT_TRUE(csip_addr_equal(&d2, &C.out[before].dst) && d2.conn == C.out[before].dst.conn);
     csip_msg_free(m);
     csip_msg_free(r);
@@ -845,6 +853,39 @@ static csip_addr route_of(csip_txn_layer *l, const char *via, const csip_addr *s
         EXPECT_CSTR(addr_str(&got_), want);                                                        \
     } while (0)
 
+/* RFC 3261 §18.2.1, RFC 3581 §4: received and rport noted in the top Via the TU sees. */
+static void test_via_stamped(void)
+{
+    csip_txn_layer *l = setup(NULL);
+    csip_addr src = addr("192.0.2.9", 33333, CSIP_TP_UDP);
+    C.answer = 0;
+    /* a name and rport: received and the source port; other values and lines kept */
+    EXPECT_OK(feed(l,
+                   req_text("OPTIONS",
+                            "SIP/2.0/UDP client.example.com:5090;branch=z9hG4bKs1;rport;x=1, "
+                            "SIP/2.0/UDP p.example.com;branch=z9hG4bKp",
+                            "f", "", 1, NULL),
+                   &src, 0));
+    ASSERT_EQ(C.nreq, 1);
+    EXPECT_CSTR(C.req_via[0], "SIP/2.0/UDP client.example.com:5090;branch=z9hG4bKs1;x=1"
+                              ";received=192.0.2.9;rport=33333, "
+                              "SIP/2.0/UDP p.example.com;branch=z9hG4bKp");
+    /* the address itself and no rport: nothing to note, the line is untouched */
+    EXPECT_OK(feed(l, req_text("OPTIONS", "SIP/2.0/UDP 192.0.2.9:5070;branch=z9hG4bKs2", "f", "",
+                               1, NULL),
+                   &src, 0));
+    ASSERT_EQ(C.nreq, 2);
+    EXPECT_CSTR(C.req_via[1], "SIP/2.0/UDP 192.0.2.9:5070;branch=z9hG4bKs2");
+    /* IPv6: received without brackets */
+    csip_addr src6 = addr("2001:db8::9", 40000, CSIP_TP_UDP);
+    EXPECT_OK(feed(l, req_text("OPTIONS", "SIP/2.0/UDP [2001:db8::1];branch=z9hG4bKs3", "f", "",
+                               1, NULL),
+                   &src6, 0));
+    ASSERT_EQ(C.nreq, 3);
+    EXPECT_CSTR(C.req_via[2], "SIP/2.0/UDP [2001:db8::1];branch=z9hG4bKs3;received=2001:db8::9");
+    teardown(l);
+}
+
 static void test_response_routing(void)
 {
     csip_txn_layer *l = setup(NULL);
@@ -854,11 +895,12 @@ static void test_response_routing(void)
     EXPECT_ROUTE("SIP/2.0/UDP 192.0.2.9", &src, "192.0.2.9:5060");
     /* received, with the sent-by port */
     EXPECT_ROUTE("SIP/2.0/UDP 10.1.1.1:5080;received=192.0.2.9", &src, "192.0.2.9:5080");
-    EXPECT_ROUTE("SIP/2.0/UDP 10.1.1.1;received=198.51.100.7", &src, "198.51.100.7:5060");
+    /* a received the client wrote itself is replaced by the real source (§18.2.1) */
+    EXPECT_ROUTE("SIP/2.0/UDP 10.1.1.1;received=198.51.100.7", &src, "192.0.2.9:5060");
     /* RFC 3581: rport, valued or not, answers the source port */
     EXPECT_ROUTE("SIP/2.0/UDP 10.1.1.1:5080;rport", &src, "192.0.2.9:33333");
     EXPECT_ROUTE("SIP/2.0/UDP 10.1.1.1:5080;rport=40000;received=198.51.100.7", &src,
-                 "198.51.100.7:40000");
+                 "192.0.2.9:40000");
     /* a host name in sent-by and no received: the source address, sent-by port */
     EXPECT_ROUTE("SIP/2.0/UDP client.example.com:5090", &src, "192.0.2.9:5090");
     /* maddr */
@@ -1603,6 +1645,7 @@ int main(int argc, char **argv)
         CHECK_TEST(test_rfc2543),
         CHECK_TEST(test_malformed),
         CHECK_TEST(test_overload),
+        CHECK_TEST(test_via_stamped),
         CHECK_TEST(test_response_routing),
         CHECK_TEST(test_respond_errors),
         CHECK_TEST(test_respond_2xx_again),

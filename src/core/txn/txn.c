@@ -877,8 +877,94 @@ static int server_new(csip_txn_layer *l, csip_msg *m, const csip_via *via, const
     return 0;
 }
 
+/*
+ * RFC 3261 §18.2.1 and RFC 3581 §4: a server notes where a request came from
+ * in its top Via: `received` when the sent-by host is not the source address
+ * (always when the Via asks for rport), and the source port as the value of
+ * an empty `rport`. The line is rewritten through the message's edit API, so
+ * the other lines keep their bytes. Returns 0, or CSIP_ERR_NOMEM.
+ */
+static int stamp_via(csip_msg *m, const csip_addr *src)
+{
+    const csip_via *v;
+    if (csip_msg_via(m, 0, &v) < 0 || src->family == 0)
+        return 0;
+    csip_addr host;
+    bool same = false;
+    csip_str h = v->host;
+    if (v->host_type == CSIP_HOST_IPV6 && h.len >= 2) {
+        h.p++;
+        h.len -= 2;
+    }
+    if (v->host_type != CSIP_HOST_NAME && csip_addr_set_ip(&host, h) == 0)
+        same = host.family == src->family &&
+               memcmp(host.ip, src->ip, src->family == 4 ? 4 : 16) == 0;
+    bool need_received = !same || v->has_rport;
+    bool need_rport = v->has_rport && !v->rport_has_value;
+    if (!need_received && !need_rport)
+        return 0;
+
+    char ip[64], buf[1024];
+    csip_addr a = *src;
+    a.port = 0;
+    int n = csip_addr_format(&a, ip, sizeof ip); /* "1.2.3.4:0" or "[v6]:0" */
+    if (n < 0)
+        return 0;
+    size_t iplen = (size_t)n - 2; /* drop ":0" */
+    const char *ipp = ip;
+    if (ip[0] == '[') { /* received = IPv6address, without brackets */
+        ipp++;
+        iplen -= 2;
+    }
+    /* the first Via value up to its parameters, then the parameters less
+     * received and rport, then the new ones, then the rest of the line */
+    const csip_hdr *line = csip_msg_hdr_find(m, CSIP_HDR_VIA);
+    size_t pos = 0;
+    while (csip_msg_hdr_at(m, pos) != line)
+        pos++;
+    const char *pstart = v->params.p ? v->params.p - 1 : v->raw.p + v->raw.len;
+    const char *vend = v->raw.p + v->raw.len;
+    size_t len = 0;
+#define PUT(ptr, l)                                                                              \
+    do {                                                                                         \
+        if (len + (l) > sizeof buf)                                                              \
+            return 0; /* an absurd Via: leave it as it is */                                     \
+        memcpy(buf + len, (ptr), (l));                                                           \
+        len += (l);                                                                              \
+    } while (0)
+    PUT(line->value.p, (size_t)(pstart - line->value.p));
+    csip_str rest = v->params;
+    csip_param prm;
+    while (rest.len && csip_param_next(&rest, &prm) == 1) {
+        if (csip_str_ieq_c(prm.name, "received") || csip_str_ieq_c(prm.name, "rport"))
+            continue;
+        PUT(";", 1);
+        PUT(prm.name.p, prm.name.len);
+        if (prm.value.p) {
+            PUT("=", 1);
+            PUT(prm.value.p, prm.value.len);
+        }
+    }
+    PUT(";received=", 10);
+    PUT(ipp, iplen);
+    if (v->has_rport) {
+        char port[16];
+        int pl = snprintf(port, sizeof port, ";rport=%u",
+                          (unsigned)(need_rport ? src->port : v->rport));
+        PUT(port, (size_t)pl);
+    }
+    PUT(vend, (size_t)(line->value.p + line->value.len - vend));
+#undef PUT
+    return csip_msg_hdr_set(m, pos, (csip_str){buf, len}) == CSIP_ERR_NOMEM ? CSIP_ERR_NOMEM : 0;
+}
+
 static int recv_request(csip_txn_layer *l, csip_msg *m, const csip_addr *src, uint64_t now)
 {
+    if (stamp_via(m, src) == CSIP_ERR_NOMEM) {
+        l->stats.malformed_dropped++;
+        csip_msg_free(m);
+        return CSIP_ERR_NOMEM;
+    }
     const csip_via *via;
     (void)csip_msg_via(m, 0, &via); /* validated: present and well formed */
     bool rfc3261 = has_cookie(via->branch);
