@@ -56,22 +56,33 @@ int csip_transport_lookup(csip_str name)
 /* A dotted quad of dec-octets (1 to 3 digits, no leading zero, at most 255). */
 bool csip__ipv4_parse(const char *p, size_t n, uint8_t out[4])
 {
-    size_t i = 0;
+    /* Straight-line digits: a fourth digit is caught by the '.' or end test after it. */
+    const char *e = p + n;
     for (int part = 0; part < 4; part++) {
         if (part > 0) {
-            if (i >= n || p[i] != '.')
+            if (p == e || *p != '.')
                 return false;
-            i++;
+            p++;
         }
-        size_t st = i;
-        unsigned v = 0;
-        while (i < n && i - st < 4 && csip__is((unsigned char)p[i], CSIP_C_DIGIT))
-            v = v * 10 + (unsigned)(p[i++] - '0');
-        if (i == st || i - st > 3 || v > 255 || (p[st] == '0' && i - st > 1))
+        unsigned d, v;
+        if (p == e || (v = (unsigned)((unsigned char)*p - '0')) > 9)
             return false;
+        p++;
+        if (p < e && (d = (unsigned)((unsigned char)*p - '0')) <= 9) {
+            if (v == 0)
+                return false; /* leading zero */
+            v = v * 10 + d;
+            p++;
+            if (p < e && (d = (unsigned)((unsigned char)*p - '0')) <= 9) {
+                v = v * 10 + d;
+                p++;
+                if (v > 255)
+                    return false;
+            }
+        }
         out[part] = (uint8_t)v;
     }
-    return i == n;
+    return p == e;
 }
 
 /* RFC 4291 §2.2 text forms: eight groups, "::" once, an embedded IPv4 tail. */
