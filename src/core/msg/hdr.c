@@ -42,7 +42,7 @@ static inline const char *scan_token(const char *p, const char *end)
  * value (a csip_str) and its presence flag (a bool, or none) go, as offsets
  * into the caller's capture struct, so that the tables are static. */
 typedef struct pcap {
-    const char *name;
+    char name[12]; /* lowercase, zero-padded: read as a word by scan_params */
     uint8_t len;
     uint16_t val;
     int16_t present;
@@ -50,6 +50,13 @@ typedef struct pcap {
 
 #define PCAP(lit, type, vf) {lit, sizeof(lit) - 1, offsetof(type, vf), -1}
 #define PCAP_P(lit, type, vf, pf) {lit, sizeof(lit) - 1, offsetof(type, vf), offsetof(type, pf)}
+
+static inline uint64_t load64u(const void *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
 
 /* A token (known to be one) against a lowercase name of the same length:
  * OR-ing 0x20 folds letters and leaves '-', digits and other token octets alone. */
@@ -103,14 +110,31 @@ static int scan_params(const char **pp, const char *end, bool list, csip_str *ra
             p = q;
         }
         last = p;
-        for (size_t i = 0; i < ncaps; i++) {
-            if (name.len == caps[i].len && (name.p[0] | 0x20) == caps[i].name[0] &&
-                name_is(name, caps[i].name)) {
-                *(csip_str *)(void *)((char *)base + caps[i].val) = val;
-                if (caps[i].present >= 0)
-                    *(bool *)(void *)((char *)base + caps[i].present) = true;
-                break;
-            }
+        const pcap *hit = NULL;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        if (name.len <= 8 && end - name.p >= 8) {
+            /* the name folded to lowercase in one word, compared with each padded name */
+            uint64_t k = (load64u(name.p) | 0x2020202020202020u) &
+                         (~(uint64_t)0 >> (64 - 8 * name.len));
+            for (size_t i = 0; i < ncaps; i++)
+                if (caps[i].len == name.len && load64u(caps[i].name) == k) {
+                    hit = &caps[i];
+                    break;
+                }
+        } else
+#endif
+        {
+            for (size_t i = 0; i < ncaps; i++)
+                if (name.len == caps[i].len && (name.p[0] | 0x20) == caps[i].name[0] &&
+                    name_is(name, caps[i].name)) {
+                    hit = &caps[i];
+                    break;
+                }
+        }
+        if (hit) {
+            *(csip_str *)(void *)((char *)base + hit->val) = val;
+            if (hit->present >= 0)
+                *(bool *)(void *)((char *)base + hit->present) = true;
         }
     }
     *raw = start ? (csip_str){start, (size_t)(last - start)} : (csip_str){NULL, 0};
