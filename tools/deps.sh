@@ -13,7 +13,8 @@ for group in "$@"; do
   case "$group" in
     build)
       need_cmd cc gcc; need_cmd make make; need_cmd cmake cmake; need_cmd pkg-config pkg-config
-      need_pc libcrypto libssl-dev; need_pc libuv libuv1-dev; need_pc libcares libc-ares-dev ;;
+      need_pc libcrypto libssl-dev; need_pc libuv libuv1-dev; need_pc libcares libc-ares-dev
+      need_pc sqlite3 libsqlite3-dev ;;
     check)
       # gcc's ASan/UBSan runtimes come with gcc itself (libasan8, libubsan1).
       need_file /usr/lib/gcc/x86_64-linux-gnu/12/libasan.so libasan8

@@ -1,0 +1,82 @@
+/*
+ * csip — location stores for the registrar (csip/registrar.h): one in memory,
+ * and one in memory written through to SQLite (WAL) so that a restart or a
+ * crash loses no binding. Part of the runtime library (libcsip-runtime).
+ *
+ * Threading: a store is confined to one thread at a time.
+ */
+#ifndef CSIP_STORE_H
+#define CSIP_STORE_H
+
+#include "csip/registrar.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** An in-memory location store, hashed by AOR (opaque). */
+typedef struct csip_store_mem csip_store_mem;
+
+/**
+ * Creates an empty memory store.
+ * @param out set to the store (owned: free with csip_store_mem_free()).
+ * @return 0, CSIP_ERR_INVALID_ARG, CSIP_ERR_NOMEM.
+ * @since 0.1
+ */
+CSIP_EXTERN int csip_store_mem_new(const csip_mem *mem, csip_store_mem **out);
+/** Frees a memory store and its bindings (NULL is a no-op). */
+CSIP_EXTERN void csip_store_mem_free(csip_store_mem *s);
+/**
+ * Fills *out with the store's operations (get, put, remove, remove_all;
+ * no begin/commit: each change is applied at once) for csip_registrar_new().
+ */
+CSIP_EXTERN void csip_store_mem_location(csip_store_mem *s, csip_location_store *out);
+/** Removes every binding with expires_at <= now. @return the number removed. */
+CSIP_EXTERN size_t csip_store_mem_sweep(csip_store_mem *s, int64_t now);
+/** The number of bindings held, expired ones not yet swept included. */
+CSIP_EXTERN size_t csip_store_mem_count(const csip_store_mem *s);
+
+/** A location store in memory, written through to a SQLite database (opaque). */
+typedef struct csip_store_sqlite csip_store_sqlite;
+
+/** csip_store_sqlite_open() flags. */
+#define CSIP_STORE_SQLITE_SYNC_FULL 1u /**< fsync the WAL at every commit (survives power loss) */
+
+/**
+ * Opens (creating it when absent) a SQLite location database in WAL mode and
+ * loads every binding it holds into memory. Each put and remove (or each
+ * begin/commit group) is committed to the database before it returns.
+ * Durability: with the default synchronous=NORMAL a committed binding survives
+ * the death of the process (SIGKILL, crash); with CSIP_STORE_SQLITE_SYNC_FULL
+ * it also survives an operating-system crash or a power loss.
+ *
+ * @param path a file name (UTF-8); the -wal and -shm files sit beside it.
+ * @param out set to the store (owned: close with csip_store_sqlite_close()).
+ * @return 0, CSIP_ERR_INVALID_ARG, CSIP_ERR_NOMEM, CSIP_ERR_CALLBACK_FAILURE
+ *         (the database could not be opened or read).
+ * @since 0.1
+ */
+CSIP_EXTERN int csip_store_sqlite_open(const char *path, unsigned flags, const csip_mem *mem,
+                                       csip_store_sqlite **out);
+/** Closes the database and frees the store (NULL is a no-op). */
+CSIP_EXTERN void csip_store_sqlite_close(csip_store_sqlite *s);
+/**
+ * Fills *out with the store's operations for csip_registrar_new(): get reads
+ * memory; put, remove and remove_all write the database then memory;
+ * begin/commit/rollback make one AOR's changes a single transaction.
+ * Database errors are CSIP_ERR_CALLBACK_FAILURE.
+ */
+CSIP_EXTERN void csip_store_sqlite_location(csip_store_sqlite *s, csip_location_store *out);
+/**
+ * Removes every binding with expires_at <= now, from the database and memory.
+ * @param removed set to the number removed (may be NULL).
+ * @return 0, CSIP_ERR_CALLBACK_FAILURE.
+ */
+CSIP_EXTERN int csip_store_sqlite_sweep(csip_store_sqlite *s, int64_t now, size_t *removed);
+/** The number of bindings held in memory. */
+CSIP_EXTERN size_t csip_store_sqlite_count(const csip_store_sqlite *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

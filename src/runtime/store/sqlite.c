@@ -1,0 +1,306 @@
+/*
+ * The SQLite location store: the memory store (mem.c) for reads, every change
+ * written to a SQLite database in WAL mode first, so that a binding is on
+ * disk before the registrar builds its 200 OK (docs/internals/registrar.md).
+ *
+ * Durability: in WAL mode a commit appends the transaction to the -wal file
+ * with write(2) before sqlite3_step() returns, so once put() has returned the
+ * binding survives SIGKILL of this process with synchronous=NORMAL (the
+ * kernel holds the pages). synchronous=FULL adds an fsync of the WAL per
+ * commit, which is only needed to survive an operating-system crash or a
+ * power loss; it is a flag because it costs a disk flush per REGISTER.
+ */
+#include "base/base_int.h"
+#include "csip/store.h"
+
+#include <sqlite3.h>
+#include <string.h>
+
+enum { ST_PUT, ST_DEL, ST_DEL_ALL, ST_SEL_AOR, ST_SWEEP, ST__COUNT };
+
+static const char *const st_sql[ST__COUNT] = {
+    "INSERT OR REPLACE INTO location(aor, contact, params, path, call_id, cseq, q, expires_at)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    "DELETE FROM location WHERE aor = ?1 AND contact = ?2",
+    "DELETE FROM location WHERE aor = ?1",
+    "SELECT aor, contact, params, path, call_id, cseq, q, expires_at FROM location"
+    " WHERE aor = ?1",
+    "DELETE FROM location WHERE expires_at <= ?1",
+};
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS location ("
+    " aor BLOB NOT NULL, contact BLOB NOT NULL, params BLOB, path BLOB,"
+    " call_id BLOB NOT NULL, cseq INTEGER NOT NULL, q INTEGER NOT NULL,"
+    " expires_at INTEGER NOT NULL, PRIMARY KEY (aor, contact)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS location_expires ON location (expires_at);";
+
+struct csip_store_sqlite {
+    const csip_mem *mem;
+    sqlite3 *db;
+    sqlite3_stmt *st[ST__COUNT];
+    csip_store_mem *m;
+    csip_location_store mops;
+    bool in_txn;
+    char *txn_aor; /* the AOR of the open transaction, reloaded on rollback */
+    size_t txn_aor_len;
+};
+
+#define DB_FAIL CSIP_ERR_CALLBACK_FAILURE
+
+static void bind_str(sqlite3_stmt *st, int i, csip_str s)
+{
+    if (!s.p)
+        sqlite3_bind_null(st, i);
+    else
+        sqlite3_bind_blob(st, i, s.len ? s.p : "", (int)s.len, SQLITE_STATIC);
+}
+
+static csip_str col_str(sqlite3_stmt *st, int i)
+{
+    if (sqlite3_column_type(st, i) == SQLITE_NULL)
+        return CSIP_STR_NULL;
+    const void *p = sqlite3_column_blob(st, i);
+    int n = sqlite3_column_bytes(st, i);
+    return (csip_str){p ? p : "", (size_t)n};
+}
+
+/* Runs a statement that returns no row, then resets it. */
+static int run(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? 0 : DB_FAIL;
+}
+
+/* Puts every row that a SELECT of the columns of location returns into memory. */
+static int load_rows(csip_store_sqlite *s, sqlite3_stmt *st)
+{
+    int rc, err = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && !err) {
+        int64_t q = sqlite3_column_int64(st, 6);
+        csip_binding b = {
+            .aor = col_str(st, 0),
+            .contact = col_str(st, 1),
+            .params = col_str(st, 2),
+            .path = col_str(st, 3),
+            .call_id = col_str(st, 4),
+            .cseq = (uint32_t)sqlite3_column_int64(st, 5),
+            .has_q = q >= 0,
+            .q = (uint16_t)(q >= 0 ? q : 1000),
+            .expires_at = sqlite3_column_int64(st, 7),
+        };
+        err = s->mops.put(s->mops.user_data, &b);
+    }
+    if (!err && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        err = DB_FAIL;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return err;
+}
+
+static int sq_get(void *ud, csip_str aor, const csip_binding **out, size_t *n)
+{
+    csip_store_sqlite *s = ud;
+    return s->mops.get(s->mops.user_data, aor, out, n);
+}
+
+static int sq_put(void *ud, const csip_binding *b)
+{
+    csip_store_sqlite *s = ud;
+    sqlite3_stmt *st = s->st[ST_PUT];
+    bind_str(st, 1, b->aor);
+    bind_str(st, 2, b->contact);
+    bind_str(st, 3, b->params);
+    bind_str(st, 4, b->path);
+    bind_str(st, 5, b->call_id);
+    sqlite3_bind_int64(st, 6, b->cseq);
+    sqlite3_bind_int64(st, 7, b->has_q ? b->q : -1);
+    sqlite3_bind_int64(st, 8, b->expires_at);
+    int rc = run(st);
+    if (rc)
+        return rc;
+    return s->mops.put(s->mops.user_data, b);
+}
+
+static int sq_remove(void *ud, csip_str aor, csip_str contact)
+{
+    csip_store_sqlite *s = ud;
+    sqlite3_stmt *st = s->st[ST_DEL];
+    bind_str(st, 1, aor);
+    bind_str(st, 2, contact);
+    int rc = run(st);
+    if (rc)
+        return rc;
+    return s->mops.remove(s->mops.user_data, aor, contact);
+}
+
+static int sq_remove_all(void *ud, csip_str aor)
+{
+    csip_store_sqlite *s = ud;
+    sqlite3_stmt *st = s->st[ST_DEL_ALL];
+    bind_str(st, 1, aor);
+    int rc = run(st);
+    if (rc)
+        return rc;
+    return s->mops.remove_all(s->mops.user_data, aor);
+}
+
+static int sq_begin(void *ud, csip_str aor)
+{
+    csip_store_sqlite *s = ud;
+    if (s->in_txn)
+        return CSIP_ERR_INVALID_ARG;
+    char *copy = csip__malloc(s->mem, aor.len ? aor.len : 1);
+    if (!copy)
+        return CSIP_ERR_NOMEM;
+    memcpy(copy, aor.p, aor.len);
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        csip__free(s->mem, copy);
+        return DB_FAIL;
+    }
+    s->txn_aor = copy;
+    s->txn_aor_len = aor.len;
+    s->in_txn = true;
+    return 0;
+}
+
+static void txn_end(csip_store_sqlite *s)
+{
+    csip__free(s->mem, s->txn_aor);
+    s->txn_aor = NULL;
+    s->in_txn = false;
+}
+
+static int sq_commit(void *ud)
+{
+    csip_store_sqlite *s = ud;
+    if (!s->in_txn)
+        return CSIP_ERR_INVALID_ARG;
+    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        return DB_FAIL; /* the caller rolls back */
+    txn_end(s);
+    return 0;
+}
+
+/* Undoes the transaction in the database, then makes memory agree with it by
+ * reloading the AOR (memory was changed as the transaction went). */
+static void sq_rollback(void *ud)
+{
+    csip_store_sqlite *s = ud;
+    if (!s->in_txn)
+        return;
+    if (sqlite3_get_autocommit(s->db) == 0)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    csip_str aor = {s->txn_aor, s->txn_aor_len};
+    s->mops.remove_all(s->mops.user_data, aor);
+    sqlite3_stmt *st = s->st[ST_SEL_AOR];
+    bind_str(st, 1, aor);
+    (void)load_rows(s, st);
+    txn_end(s);
+}
+
+void csip_store_sqlite_close(csip_store_sqlite *s)
+{
+    if (!s)
+        return;
+    if (s->in_txn)
+        sq_rollback(s);
+    for (int i = 0; i < ST__COUNT; i++)
+        sqlite3_finalize(s->st[i]);
+    sqlite3_close(s->db);
+    csip_store_mem_free(s->m);
+    csip__free(s->mem, s);
+}
+
+int csip_store_sqlite_open(const char *path, unsigned flags, const csip_mem *mem,
+                           csip_store_sqlite **out)
+{
+    if (!path || !out)
+        return CSIP_ERR_INVALID_ARG;
+    csip_store_sqlite *s = csip__malloc(mem, sizeof *s);
+    if (!s)
+        return CSIP_ERR_NOMEM;
+    memset(s, 0, sizeof *s);
+    s->mem = mem;
+    int rc = csip_store_mem_new(mem, &s->m);
+    if (rc) {
+        csip__free(mem, s);
+        return rc;
+    }
+    csip_store_mem_location(s->m, &s->mops);
+    rc = DB_FAIL;
+    if (sqlite3_open_v2(path, &s->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK)
+        goto fail;
+    /* WAL: a commit is one append to the log, readers never block the writer. */
+    sqlite3_stmt *jm = NULL;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &jm, NULL) != SQLITE_OK)
+        goto fail;
+    bool wal = sqlite3_step(jm) == SQLITE_ROW && sqlite3_column_text(jm, 0) != NULL &&
+               strcmp((const char *)sqlite3_column_text(jm, 0), "wal") == 0;
+    sqlite3_finalize(jm);
+    if (!wal)
+        goto fail;
+    const char *sync = (flags & CSIP_STORE_SQLITE_SYNC_FULL) ? "PRAGMA synchronous=FULL"
+                                                             : "PRAGMA synchronous=NORMAL";
+    if (sqlite3_exec(s->db, sync, NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(s->db, "PRAGMA busy_timeout=5000", NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK)
+        goto fail;
+    for (int i = 0; i < ST__COUNT; i++)
+        if (sqlite3_prepare_v3(s->db, st_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) !=
+            SQLITE_OK)
+            goto fail;
+    /* Load on open: every binding on disk, expired ones included (the next
+     * sweep removes them; the registrar never lists them). */
+    sqlite3_stmt *all = NULL;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT aor, contact, params, path, call_id, cseq, q, expires_at"
+                           " FROM location",
+                           -1, &all, NULL) != SQLITE_OK)
+        goto fail;
+    rc = load_rows(s, all);
+    sqlite3_finalize(all);
+    if (rc)
+        goto fail;
+    *out = s;
+    return 0;
+fail:
+    csip_store_sqlite_close(s);
+    return rc;
+}
+
+void csip_store_sqlite_location(csip_store_sqlite *s, csip_location_store *out)
+{
+    *out = (csip_location_store){
+        .get = sq_get,
+        .put = sq_put,
+        .remove = sq_remove,
+        .remove_all = sq_remove_all,
+        .begin = sq_begin,
+        .commit = sq_commit,
+        .rollback = sq_rollback,
+        .user_data = s,
+    };
+}
+
+int csip_store_sqlite_sweep(csip_store_sqlite *s, int64_t now, size_t *removed)
+{
+    sqlite3_stmt *st = s->st[ST_SWEEP];
+    sqlite3_bind_int64(st, 1, now);
+    int rc = run(st);
+    if (rc)
+        return rc;
+    size_t n = csip_store_mem_sweep(s->m, now);
+    if (removed)
+        *removed = n;
+    return 0;
+}
+
+size_t csip_store_sqlite_count(const csip_store_sqlite *s)
+{
+    return csip_store_mem_count(s->m);
+}

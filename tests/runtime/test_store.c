@@ -1,0 +1,302 @@
+/*
+ * Location stores: the memory store, and the SQLite store across close and
+ * reopen, expiry sweeps, a registrar on top, and a process killed with
+ * SIGKILL while it writes (every binding whose put returned is on disk).
+ */
+#define _DEFAULT_SOURCE
+#include "check.h"
+#include "csip/store.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char dir[] = "/tmp/csip-store-XXXXXX";
+static char dbpath[256];
+
+static void fresh_db(const char *name)
+{
+    snprintf(dbpath, sizeof dbpath, "%s/%s.db", dir, name);
+    char p[300];
+    unlink(dbpath);
+    snprintf(p, sizeof p, "%s-wal", dbpath);
+    unlink(p);
+    snprintf(p, sizeof p, "%s-shm", dbpath);
+    unlink(p);
+}
+
+static csip_binding mk(const char *aor, const char *contact, int64_t exp, uint32_t cseq)
+{
+    csip_binding b = {
+        .aor = csip_str_c(aor),
+        .contact = csip_str_c(contact),
+        .params = CSIP_STR("q=0.5;+sip.instance=\"<urn:uuid:1>\""),
+        .path = CSIP_STR("<sip:p1.example.com;lr>"),
+        .call_id = CSIP_STR("call@h"),
+        .cseq = cseq,
+        .has_q = true,
+        .q = 500,
+        .expires_at = exp,
+    };
+    return b;
+}
+
+static const csip_binding *find(const csip_location_store *ls, const char *aor, const char *contact)
+{
+    const csip_binding *b;
+    size_t n;
+    if (ls->get(ls->user_data, csip_str_c(aor), &b, &n) != 0)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (csip_str_eq_c(b[i].contact, contact))
+            return &b[i];
+    return NULL;
+}
+
+static void test_mem(void)
+{
+    csip_store_mem *m;
+    ASSERT_OK(csip_store_mem_new(NULL, &m));
+    csip_location_store ls;
+    csip_store_mem_location(m, &ls);
+    char aor[64], ct[64];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(aor, sizeof aor, "sip:u%d@example.com", i / 2);
+        snprintf(ct, sizeof ct, "sip:c%d@h", i);
+        csip_binding b = mk(aor, ct, 100 + i % 2 * 100, 1);
+        ASSERT_OK(ls.put(ls.user_data, &b));
+    }
+    EXPECT_EQ(csip_store_mem_count(m), 1000);
+    /* replace keeps the count */
+    csip_binding b = mk("sip:u7@example.com", "sip:c14@h", 500, 2);
+    ASSERT_OK(ls.put(ls.user_data, &b));
+    EXPECT_EQ(csip_store_mem_count(m), 1000);
+    const csip_binding *f = find(&ls, "sip:u7@example.com", "sip:c14@h");
+    ASSERT_TRUE(f != NULL);
+    EXPECT_EQ(f->cseq, 2);
+    EXPECT_STR(f->path, "<sip:p1.example.com;lr>");
+    ASSERT_OK(ls.remove(ls.user_data, csip_str_c("sip:u7@example.com"), csip_str_c("sip:c14@h")));
+    EXPECT_TRUE(find(&ls, "sip:u7@example.com", "sip:c14@h") == NULL);
+    EXPECT_TRUE(find(&ls, "sip:u7@example.com", "sip:c15@h") != NULL);
+    ASSERT_OK(ls.remove_all(ls.user_data, csip_str_c("sip:u8@example.com")));
+    EXPECT_EQ(csip_store_mem_count(m), 997);
+    /* the even ones expire at 100 (c14 and u8's c16 are gone already) */
+    EXPECT_EQ(csip_store_mem_sweep(m, 100), 498);
+    EXPECT_EQ(csip_store_mem_count(m), 499);
+    EXPECT_EQ(csip_store_mem_sweep(m, 1000), 499);
+    EXPECT_EQ(csip_store_mem_count(m), 0);
+    csip_store_mem_free(m);
+}
+
+static void test_sqlite_reopen(void)
+{
+    fresh_db("reopen");
+    csip_store_sqlite *s;
+    ASSERT_OK(csip_store_sqlite_open(dbpath, 0, NULL, &s));
+    csip_location_store ls;
+    csip_store_sqlite_location(s, &ls);
+    char aor[64], ct[64];
+    for (int i = 0; i < 200; i++) {
+        snprintf(aor, sizeof aor, "sip:u%d@example.com", i % 50);
+        snprintf(ct, sizeof ct, "sip:c%d@h", i);
+        csip_binding b = mk(aor, ct, 1000 + i, (uint32_t)i);
+        if (i == 3)
+            b.params = CSIP_STR_NULL, b.path = CSIP_STR(""), b.has_q = false, b.q = 1000;
+        ASSERT_OK(ls.put(ls.user_data, &b));
+    }
+    /* an AOR with a NUL octet (RFC 4475 escnull) stays whole */
+    csip_binding z = mk("sip:a", "sip:z@h", 5000, 1);
+    z.aor = (csip_str){"sip:a\0b@example.com", 19};
+    ASSERT_OK(ls.put(ls.user_data, &z));
+    ASSERT_OK(ls.remove(ls.user_data, csip_str_c("sip:u1@example.com"), csip_str_c("sip:c1@h")));
+    ASSERT_OK(ls.remove_all(ls.user_data, csip_str_c("sip:u2@example.com")));
+    EXPECT_EQ(csip_store_sqlite_count(s), 201 - 1 - 4);
+    csip_store_sqlite_close(s);
+
+    ASSERT_OK(csip_store_sqlite_open(dbpath, CSIP_STORE_SQLITE_SYNC_FULL, NULL, &s));
+    csip_store_sqlite_location(s, &ls);
+    EXPECT_EQ(csip_store_sqlite_count(s), 196);
+    const csip_binding *f = find(&ls, "sip:u3@example.com", "sip:c3@h");
+    ASSERT_TRUE(f != NULL);
+    EXPECT_TRUE(f->params.p == NULL);
+    EXPECT_STR(f->path, "");
+    EXPECT_FALSE(f->has_q);
+    EXPECT_EQ(f->expires_at, 1003);
+    f = find(&ls, "sip:u4@example.com", "sip:c104@h");
+    ASSERT_TRUE(f != NULL);
+    EXPECT_STR(f->params, "q=0.5;+sip.instance=\"<urn:uuid:1>\"");
+    EXPECT_STR(f->call_id, "call@h");
+    EXPECT_EQ(f->cseq, 104);
+    EXPECT_EQ(f->q, 500);
+    EXPECT_TRUE(find(&ls, "sip:u1@example.com", "sip:c1@h") == NULL);
+    EXPECT_TRUE(find(&ls, "sip:u1@example.com", "sip:c51@h") != NULL);
+    EXPECT_TRUE(find(&ls, "sip:u2@example.com", "sip:c52@h") == NULL);
+    const csip_binding *zb;
+    size_t n;
+    ASSERT_OK(ls.get(ls.user_data, (csip_str){"sip:a\0b@example.com", 19}, &zb, &n));
+    EXPECT_EQ(n, 1);
+    ASSERT_OK(ls.get(ls.user_data, csip_str_c("sip:a"), &zb, &n));
+    EXPECT_EQ(n, 0);
+
+    /* sweep: expires_at 1000..1099 go at 1100 */
+    size_t removed = 0;
+    ASSERT_OK(csip_store_sqlite_sweep(s, 1100, &removed));
+    EXPECT_EQ(removed, 98); /* c1 and c2 were gone already */
+    EXPECT_EQ(csip_store_sqlite_count(s), 98);
+    csip_store_sqlite_close(s);
+    ASSERT_OK(csip_store_sqlite_open(dbpath, 0, NULL, &s));
+    EXPECT_EQ(csip_store_sqlite_count(s), 98);
+    ASSERT_OK(csip_store_sqlite_sweep(s, 6000, &removed));
+    EXPECT_EQ(removed, 98);
+    csip_store_sqlite_close(s);
+}
+
+static void test_sqlite_rollback(void)
+{
+    fresh_db("rollback");
+    csip_store_sqlite *s;
+    ASSERT_OK(csip_store_sqlite_open(dbpath, 0, NULL, &s));
+    csip_location_store ls;
+    csip_store_sqlite_location(s, &ls);
+    csip_binding a = mk("sip:u@example.com", "sip:a@h", 1000, 1);
+    ASSERT_OK(ls.put(ls.user_data, &a));
+    ASSERT_OK(ls.begin(ls.user_data, a.aor));
+    csip_binding b = mk("sip:u@example.com", "sip:b@h", 1000, 1);
+    ASSERT_OK(ls.put(ls.user_data, &b));
+    ASSERT_OK(ls.remove(ls.user_data, a.aor, a.contact));
+    ls.rollback(ls.user_data);
+    EXPECT_TRUE(find(&ls, "sip:u@example.com", "sip:a@h") != NULL);
+    EXPECT_TRUE(find(&ls, "sip:u@example.com", "sip:b@h") == NULL);
+    ASSERT_OK(ls.begin(ls.user_data, a.aor));
+    ASSERT_OK(ls.put(ls.user_data, &b));
+    ASSERT_OK(ls.commit(ls.user_data));
+    csip_store_sqlite_close(s);
+    ASSERT_OK(csip_store_sqlite_open(dbpath, 0, NULL, &s));
+    EXPECT_EQ(csip_store_sqlite_count(s), 2);
+    csip_store_sqlite_close(s);
+    /* not a database */
+    EXPECT_EQ(csip_store_sqlite_open("/nonexistent-dir/x.db", 0, NULL, &s),
+              CSIP_ERR_CALLBACK_FAILURE);
+}
+
+/* A registrar over the SQLite store: the 200 OK's bindings are on disk. */
+static void test_registrar_sqlite(void)
+{
+    fresh_db("registrar");
+    csip_store_sqlite *s;
+    ASSERT_OK(csip_store_sqlite_open(dbpath, 0, NULL, &s));
+    csip_location_store ls;
+    csip_store_sqlite_location(s, &ls);
+    csip_registrar *r;
+    ASSERT_OK(csip_registrar_new(NULL, &ls, NULL, &r));
+    static const char reg[] = "REGISTER sip:example.com SIP/2.0\r\n"
+                              "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK77\r\n"
+                              "From: <sip:bob@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\n"
+                              "Call-ID: r1\r\nCSeq: 1 REGISTER\r\n"
+                              "Contact: <sip:bob@192.0.2.1>;expires=600, <sip:bob@192.0.2.2>\r\n"
+                              "Content-Length: 0\r\n\r\n";
+    csip_msg *req, *resp;
+    csip_parse_error perr;
+    ASSERT_OK(csip_msg_parse(reg, sizeof reg - 1, NULL, &req, &perr));
+    ASSERT_OK(csip_registrar_handle(r, req, 1000, &resp));
+    EXPECT_EQ(csip_msg_status(resp), 200);
+    csip_msg_free(resp);
+    csip_msg_free(req);
+    csip_registrar_free(r);
+    csip_store_sqlite_close(s);
+    ASSERT_OK(csip_store_sqlite_open(dbpath, 0, NULL, &s));
+    csip_store_sqlite_location(s, &ls);
+    const csip_binding *f = find(&ls, "sip:bob@example.com", "sip:bob@192.0.2.1");
+    ASSERT_TRUE(f != NULL);
+    EXPECT_EQ(f->expires_at, 1600);
+    f = find(&ls, "sip:bob@example.com", "sip:bob@192.0.2.2");
+    ASSERT_TRUE(f != NULL);
+    EXPECT_EQ(f->expires_at, 4600);
+    csip_store_sqlite_close(s);
+}
+
+/* A child writes bindings and reports each one whose put returned; it is
+ * killed with SIGKILL mid-way. Every reported binding must be on disk. */
+static void test_sqlite_crash(void)
+{
+    fresh_db("crash");
+    int fds[2];
+    ASSERT_EQ(pipe(fds), 0);
+    pid_t pid = fork();
+    ASSERT_TRUE(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        csip_store_sqlite *s;
+        if (csip_store_sqlite_open(dbpath, 0, NULL, &s) != 0)
+            _exit(2);
+        csip_location_store ls;
+        csip_store_sqlite_location(s, &ls);
+        char aor[64], ct[64];
+        for (uint32_t i = 0;; i++) {
+            snprintf(aor, sizeof aor, "sip:u%u@example.com", i % 1000);
+            snprintf(ct, sizeof ct, "sip:c%u@h", i);
+            csip_binding b = mk(aor, ct, 1000000, i);
+            if (ls.put(ls.user_data, &b) != 0)
+                _exit(3);
+            if (write(fds[1], &i, sizeof i) != (ssize_t)sizeof i)
+                _exit(4);
+        }
+    }
+    close(fds[1]);
+    uint32_t last = 0, v;
+    size_t got = 0;
+    while (got < 3000 && read(fds[0], &v, sizeof v) == (ssize_t)sizeof v) {
+        last = v;
+        got++;
+    }
+    kill(pid, SIGKILL);
+    /* drain what the child reported before it died */
+    while (read(fds[0], &v, sizeof v) == (ssize_t)sizeof v) {
+        last = v;
+        got++;
+    }
+    close(fds[0]);
+    int status;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    ASSERT_GE(got, 3000);
+
+    csip_store_sqlite *s;
+    ASSERT_OK(csip_store_sqlite_open(dbpath, 0, NULL, &s));
+    csip_location_store ls;
+    csip_store_sqlite_location(s, &ls);
+    EXPECT_GE(csip_store_sqlite_count(s), (size_t)last + 1);
+    char aor[64], ct[64];
+    size_t missing = 0;
+    for (uint32_t i = 0; i <= last; i++) {
+        snprintf(aor, sizeof aor, "sip:u%u@example.com", i % 1000);
+        snprintf(ct, sizeof ct, "sip:c%u@h", i);
+        const csip_binding *f = find(&ls, aor, ct);
+        if (!f || f->cseq != i)
+            missing++;
+    }
+    EXPECT_EQ(missing, 0);
+    csip_store_sqlite_close(s);
+}
+
+int main(int argc, char **argv)
+{
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    static const check_test tests[] = {
+        CHECK_TEST(test_mem),
+        CHECK_TEST(test_sqlite_reopen),
+        CHECK_TEST(test_sqlite_rollback),
+        CHECK_TEST(test_registrar_sqlite),
+        CHECK_TEST(test_sqlite_crash),
+    };
+    int rc = check_run(tests, sizeof tests / sizeof tests[0], argc, argv);
+    const char *names[] = {"reopen", "rollback", "registrar", "crash"};
+    for (size_t i = 0; i < 4; i++)
+        fresh_db(names[i]);
+    rmdir(dir);
+    return rc;
+}
