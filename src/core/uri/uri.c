@@ -205,24 +205,66 @@ static unsigned param_kind(csip_str name)
     }
 }
 
+static inline uint64_t load64u(const void *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline uint32_t load32u(const void *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* The n octets at p (no escapes) against the lowercase letters lit (n long),
+ * letters compared without case: OR-ing 0x20 maps only 'A'-'Z' onto 'a'-'z'.
+ * Overlapping words from both ends; 2 <= n <= 16. */
+static inline bool letters_ieq(const char *p, size_t n, const char *lit)
+{
+    if (n >= 8)
+        return ((load64u(p) | 0x2020202020202020u) ^ load64u(lit)) == 0 &&
+               ((load64u(p + n - 8) | 0x2020202020202020u) ^ load64u(lit + n - 8)) == 0;
+    if (n >= 4)
+        return ((load32u(p) | 0x20202020u) ^ load32u(lit)) == 0 &&
+               ((load32u(p + n - 4) | 0x20202020u) ^ load32u(lit + n - 4)) == 0;
+    for (size_t i = 0; i < n; i++)
+        if ((p[i] | 0x20) != lit[i])
+            return false;
+    return true;
+}
+
+/* param_kind() for a name without escapes. */
+static unsigned param_kind_plain(csip_str name)
+{
+    const char *p = name.p;
+    switch (name.len) {
+    case 2:
+        return letters_ieq(p, 2, "lr") ? P_LR : P_OTHER;
+    case 3:
+        return letters_ieq(p, 3, "ttl") ? P_TTL : P_OTHER;
+    case 4:
+        return letters_ieq(p, 4, "user") ? P_USER : P_OTHER;
+    case 5:
+        return letters_ieq(p, 5, "maddr") ? P_MADDR : P_OTHER;
+    case 6:
+        return letters_ieq(p, 6, "method") ? P_METHOD : P_OTHER;
+    case 9:
+        return letters_ieq(p, 9, "transport") ? P_TRANSPORT : P_OTHER;
+    default:
+        return P_OTHER;
+    }
+}
+
 /* Records a uri-parameter with meaning. Returns false when it is malformed. */
 static bool note_param(csip_uri *u, unsigned *seen, csip_str name, bool name_esc, csip_str value)
 {
     unsigned k;
     if (!name_esc) {
-        /* fast path: reject most names on length and first letter */
-        switch (name.len) {
-        case 2:
-        case 3:
-        case 4:
-        case 5:
-        case 6:
-        case 9:
-            k = param_kind(name);
-            break;
-        default:
-            return true;
-        }
+        /* fast path: compared in place, no decoding */
+        k = param_kind_plain(name);
     } else {
         k = param_kind(name);
     }
