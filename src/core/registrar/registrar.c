@@ -131,12 +131,46 @@ static csip_str dup_str(csip__arena *a, csip_str s)
     return p ? (csip_str){p, s.len} : (csip_str){NULL, 0};
 }
 
+/*
+ * RFC 3261 §8.2.6.2: a response gets a To tag when the request had none. The
+ * registrar has no randomness (sans-I/O), and needs none: the tag only has to
+ * be stable for one request, so it is a hash of its Call-ID, CSeq and top Via
+ * branch, the same for a retransmission.
+ */
+static csip_str to_tag(const csip_msg *req, char buf[17])
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    csip_str parts[3] = {CSIP_STR_NULL, csip_msg_ruri_raw(req), CSIP_STR_NULL};
+    const csip_via *via;
+    const csip_cseq *cseq;
+    (void)csip_msg_call_id(req, &parts[0]);
+    if (csip_msg_via(req, 0, &via) == 0)
+        parts[2] = via->branch;
+    for (size_t k = 0; k < 3; k++) {
+        for (size_t i = 0; parts[k].p && i < parts[k].len; i++) {
+            h ^= (unsigned char)parts[k].p[i];
+            h *= 0x100000001b3u;
+        }
+        h ^= 0xff;
+        h *= 0x100000001b3u;
+    }
+    if (csip_msg_cseq(req, &cseq) == 0)
+        h ^= cseq->number;
+    h *= 0x100000001b3u;
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++)
+        buf[i] = hex[(h >> (60 - 4 * i)) & 15u];
+    buf[16] = 0;
+    return (csip_str){buf, 16};
+}
+
 /* A failure response, optionally with one extra header. */
 static int refuse(csip_registrar *r, const csip_msg *req, int code, const char *reason,
                   csip_hdr_id extra, const char *extra_value, csip_msg **out)
 {
     csip_msg *resp;
-    int rc = csip_response_for(req, code, reason, CSIP_STR_NULL, r->mem, &resp);
+    char tag[17];
+    int rc = csip_response_for(req, code, reason, to_tag(req, tag), r->mem, &resp);
     if (rc)
         return rc;
     if (extra_value) {
@@ -287,7 +321,8 @@ static int build_ok(csip_registrar *r, const csip_msg *req, const reg_entry *ws,
                     int64_t now, csip_str path, csip_msg **out)
 {
     csip_msg *resp;
-    int rc = csip_response_for(req, 200, NULL, CSIP_STR_NULL, r->mem, &resp);
+    char tag[17];
+    int rc = csip_response_for(req, 200, NULL, to_tag(req, tag), r->mem, &resp);
     if (rc)
         return rc;
     for (size_t i = 0; i < n && rc == 0; i++) {
