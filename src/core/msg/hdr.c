@@ -17,20 +17,22 @@
 const char *csip__scan_quoted(const char *p, const char *end)
 {
     p++; /* opening quote */
-    while (p < end) {
-        char c = *p;
-        if (c == '"')
-            return p + 1;
-        if (c == '\\') {
-            /* quoted-pair: any octet but CR and LF (RFC 3261 §25.1) */
-            if (p + 1 >= end || p[1] == '\r' || p[1] == '\n')
-                return NULL;
-            p += 2;
-            continue;
-        }
-        p++;
+    /* the next quote, and whether a backslash comes before it; every octet is
+     * searched at most once for each */
+    const char *q = memchr(p, '"', (size_t)(end - p));
+    for (;;) {
+        if (!q)
+            return NULL;
+        const char *b = memchr(p, '\\', (size_t)(q - p));
+        if (!b)
+            return q + 1;
+        /* quoted-pair: any octet but CR and LF (RFC 3261 §25.1) */
+        if (b + 1 >= end || b[1] == '\r' || b[1] == '\n')
+            return NULL;
+        p = b + 2;
+        if (b + 1 == q) /* that quote was escaped */
+            q = memchr(p, '"', (size_t)(end - p));
     }
-    return NULL;
 }
 
 static inline const char *scan_token(const char *p, const char *end)
