@@ -89,6 +89,67 @@ static void test_mem(void)
     csip_store_mem_free(m);
 }
 
+typedef struct failmem {
+    int fail_at, count, live;
+} failmem;
+
+static void *fm_malloc(size_t n, void *u)
+{
+    failmem *f = u;
+    if (++f->count == f->fail_at)
+        return NULL;
+    f->live++;
+    return malloc(n);
+}
+static void fm_free(void *p, void *u)
+{
+    failmem *f = u;
+    if (p)
+        f->live--;
+    free(p);
+}
+static void *fm_realloc(void *p, size_t n, void *u)
+{
+    failmem *f = u;
+    if (++f->count == f->fail_at)
+        return NULL;
+    if (!p)
+        f->live++;
+    return realloc(p, n);
+}
+
+/* The memory store under a failing allocator: a failed put leaves the store
+ * as it was, and nothing leaks. */
+static void test_mem_nomem(void)
+{
+    for (int k = 1; k < 120; k++) {
+        failmem f = {k, 0, 0};
+        csip_mem mem = {fm_malloc, fm_free, fm_realloc, &f};
+        csip_store_mem *m;
+        if (csip_store_mem_new(&mem, &m) != 0) {
+            EXPECT_EQ(f.live, 0);
+            continue;
+        }
+        csip_location_store ls;
+        csip_store_mem_location(m, &ls);
+        size_t ok = 0;
+        char aor[64], ct[64];
+        for (int i = 0; i < 100; i++) {
+            snprintf(aor, sizeof aor, "sip:u%d@example.com", i / 3);
+            snprintf(ct, sizeof ct, "sip:c%d@h", i);
+            csip_binding b = mk(aor, ct, 100, 1);
+            int rc = ls.put(ls.user_data, &b);
+            if (rc == 0)
+                ok++;
+            else
+                EXPECT_EQ(rc, CSIP_ERR_NOMEM);
+            EXPECT_EQ(csip_store_mem_count(m), ok);
+        }
+        csip_store_mem_free(m);
+        EXPECT_EQ(f.live, 0);
+    }
+}
+
 static void test_sqlite_reopen(void)
 {
     fresh_db("reopen");
@@ -288,6 +349,7 @@ int main(int argc, char **argv)
     }
     static const check_test tests[] = {
         CHECK_TEST(test_mem),
+        CHECK_TEST(test_mem_nomem),
         CHECK_TEST(test_sqlite_reopen),
         CHECK_TEST(test_sqlite_rollback),
         CHECK_TEST(test_registrar_sqlite),

@@ -608,6 +608,77 @@ static void test_args(void)
     EXPECT_EQ(csip_registrar_aor(&u, aor, sizeof aor), CSIP_ERR_INVALID_ARG);
 }
 
+/* An allocator that fails the Nth allocation and counts what is live. */
+typedef struct failmem {
+    int fail_at, count, live;
+} failmem;
+
+static void *fm_malloc(size_t n, void *u)
+{
+    failmem *f = u;
+    if (++f->count == f->fail_at)
+        return NULL;
+    f->live++;
+    return malloc(n);
+}
+static void fm_free(void *p, void *u)
+{
+    failmem *f = u;
+    if (p)
+        f->live--;
+    free(p);
+}
+static void *fm_realloc(void *p, size_t n, void *u)
+{
+    (void)u;
+    return realloc(p, n);
+}
+
+/* Every allocation failure gives CSIP_ERR_NOMEM (or a response), never a
+ * leak or a crash. */
+static void test_failing_allocator(void)
+{
+    static const char reg[] = "REGISTER sip:example.com SIP/2.0\r\n"
+                              "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK9\r\n"
+                              "From: <sip:alice@example.com>;tag=1\r\n"
+                              "To: <sip:alice@example.com>\r\nCall-ID: fm\r\nCSeq: 1 REGISTER\r\n"
+                              "Path: <sip:p;lr>\r\nSupported: path\r\n"
+                              "Contact: <sip:a@h>;q=0.1, <sip:b@h>;expires=100\r\n"
+                              "Content-Length: 0\r\n\r\n";
+    csip_msg *req = NULL;
+    csip_parse_error perr;
+    ASSERT_OK(csip_msg_parse(reg, sizeof reg - 1, NULL, &req, &perr));
+    bool succeeded = false;
+    for (int n = 1; n < 200 && !succeeded; n++) {
+        ts_clear(&store);
+        failmem f = {n, 0, 0};
+        csip_mem mem = {fm_malloc, fm_free, fm_realloc, &f};
+        csip_location_store ls = {ts_get,   ts_put,    ts_remove,   ts_remove_all,
+                                  ts_begin, ts_commit, ts_rollback, &store};
+        csip_registrar *r = NULL;
+        int rc = csip_registrar_new(NULL, &ls, &mem, &r);
+        if (rc == 0) {
+            csip_msg *resp = NULL;
+            rc = csip_registrar_handle(r, req, T0, &resp);
+            if (rc == 0) {
+                EXPECT_EQ(csip_msg_status(resp), 200);
+                succeeded = csip_msg_status(resp) == 200;
+            } else {
+                EXPECT_EQ(rc, CSIP_ERR_NOMEM);
+                EXPECT_TRUE(resp == NULL);
+            }
+            csip_msg_free(resp);
+            csip_registrar_free(r);
+        } else {
+            EXPECT_EQ(rc, CSIP_ERR_NOMEM);
+        }
+        EXPECT_EQ(f.live, 0);
+    }
+    EXPECT_TRUE(succeeded);
+    csip_msg_free(req);
+    ts_clear(&store);
+}
+
 /* ---- RFC 4475 registrar cases ------------------------------------------ */
 
 static int rfc4475(const char *name, char *out, size_t cap)
@@ -679,8 +750,12 @@ static void test_rfc4475(void)
 int main(int argc, char **argv)
 {
     static const check_test tests[] = {
-        CHECK_TEST(test_table), CHECK_TEST(test_stored),  CHECK_TEST(test_store_failure),
-        CHECK_TEST(test_args),  CHECK_TEST(test_rfc4475),
+        CHECK_TEST(test_table),
+        CHECK_TEST(test_stored),
+        CHECK_TEST(test_store_failure),
+        CHECK_TEST(test_args),
+        CHECK_TEST(test_failing_allocator),
+        CHECK_TEST(test_rfc4475),
     };
     return check_run(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
