@@ -91,6 +91,9 @@ static void soft_error(csip_msg *m, int code, const char *at, csip_str header, i
 /* "SIP/" 1*DIGIT "." 1*DIGIT; returns 1 for SIP/2.0, 0 for another version, -1 if malformed. */
 static int version_check(csip_str v)
 {
+    if (csip_likely(v.len == 7 && (v.p[0] | 0x20) == 's' && (v.p[1] | 0x20) == 'i' &&
+                    (v.p[2] | 0x20) == 'p' && memcmp(v.p + 3, "/2.0", 4) == 0))
+        return 1; /* the usual "SIP/2.0" */
     if (v.len < 7 || csip__lower(v.p[0]) != 's' || csip__lower(v.p[1]) != 'i' ||
         csip__lower(v.p[2]) != 'p' || v.p[3] != '/')
         return -1;
@@ -153,8 +156,7 @@ static void parse_start_line(csip_msg *m, const char *p, const char *e)
     /* Request-Line = Method SP Request-URI SP SIP-Version */
     m->is_request = true;
     const char *q = p;
-    while (q < e && csip__is((unsigned char)*q, CSIP_C_TOKEN))
-        q++;
+    q = csip__span(q, e, CSIP_C_TOKEN);
     m->method_name = (csip_str){p, (size_t)(q - p)};
     if (q == p || q >= e || *q != ' ') {
         soft_error(m, q == p || (q < e && *q != ' ') ? CSIP_ERR_PARSE_METHOD : CSIP_ERR_PARSE_START_LINE,
