@@ -101,6 +101,7 @@ CSIP_EXTERN int csip_str_to_u32(csip_str s, uint32_t *out);
     XX(TRANSPORT, -300, "transport error")                                                       \
     XX(DNS, -301, "DNS server failure (timeout, refused or SERVFAIL)")                           \
     XX(NOMEM, -500, "out of memory")                                                             \
+    XX(STORE, -501, "location store failure (database error)")                                   \
     XX(FATAL, -900, "fatal error")
 
 typedef enum csip_err {

@@ -13,6 +13,7 @@
 #include "csip/base.h"
 #include "csip/limits.h"
 #include "csip/msg.h"
+#include "csip/registrar.h"
 #include "csip/txn.h"
 #include "csip/uri.h"
 #include "csip/version.h"

@@ -52,7 +52,7 @@ typedef struct csip_store_sqlite csip_store_sqlite;
  *
  * @param path a file name (UTF-8); the -wal and -shm files sit beside it.
  * @param out set to the store (owned: close with csip_store_sqlite_close()).
- * @return 0, CSIP_ERR_INVALID_ARG, CSIP_ERR_NOMEM, CSIP_ERR_CALLBACK_FAILURE
+ * @return 0, CSIP_ERR_INVALID_ARG, CSIP_ERR_NOMEM, CSIP_ERR_STORE
  *         (the database could not be opened or read).
  * @since 0.1
  */
@@ -64,13 +64,13 @@ CSIP_EXTERN void csip_store_sqlite_close(csip_store_sqlite *s);
  * Fills *out with the store's operations for csip_registrar_new(): get reads
  * memory; put, remove and remove_all write the database then memory;
  * begin/commit/rollback make one AOR's changes a single transaction.
- * Database errors are CSIP_ERR_CALLBACK_FAILURE.
+ * Database errors are CSIP_ERR_STORE.
  */
 CSIP_EXTERN void csip_store_sqlite_location(csip_store_sqlite *s, csip_location_store *out);
 /**
  * Removes every binding with expires_at <= now, from the database and memory.
  * @param removed set to the number removed (may be NULL).
- * @return 0, CSIP_ERR_CALLBACK_FAILURE.
+ * @return 0, CSIP_ERR_STORE.
  */
 CSIP_EXTERN int csip_store_sqlite_sweep(csip_store_sqlite *s, int64_t now, size_t *removed);
 /** The number of bindings held in memory. */

@@ -238,7 +238,7 @@ static void test_sqlite_rollback(void)
     csip_store_sqlite_close(s);
     /* not a database */
     EXPECT_EQ(csip_store_sqlite_open("/nonexistent-dir/x.db", 0, NULL, &s),
-              CSIP_ERR_CALLBACK_FAILURE);
+              CSIP_ERR_STORE);
 }
 
 /* A registrar over the SQLite store: the 200 OK's bindings are on disk. */

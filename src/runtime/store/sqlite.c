@@ -46,7 +46,7 @@ struct csip_store_sqlite {
     size_t txn_aor_len;
 };
 
-#define DB_FAIL CSIP_ERR_CALLBACK_FAILURE
+#define DB_FAIL CSIP_ERR_STORE
 
 static void bind_str(sqlite3_stmt *st, int i, csip_str s)
 {
