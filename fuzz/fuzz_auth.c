@@ -57,9 +57,9 @@ static int lookup(void *ud, csip_str user, bool userhash, csip_str realm, csip_a
 
 static csip_auth_server *make_server(void)
 {
-    static const csip_auth_alg all[] = {
-        CSIP_AUTH_ALG_SHA256,      CSIP_AUTH_ALG_MD5,      CSIP_AUTH_ALG_SHA512_256,
-        CSIP_AUTH_ALG_SHA256_SESS, CSIP_AUTH_ALG_MD5_SESS, CSIP_AUTH_ALG_SHA512_256_SESS};
+    static const csip_auth_alg all[] = {CSIP_AUTH_ALG_SHA256,     CSIP_AUTH_ALG_MD5,
+                                        CSIP_AUTH_ALG_SHA512_256, CSIP_AUTH_ALG_SHA256_SESS,
+                                        CSIP_AUTH_ALG_MD5_SESS,   CSIP_AUTH_ALG_SHA512_256_SESS};
     csip_auth_server_opts *o = NULL;
     csip_auth_server *s = NULL;
     if (csip_auth_server_opts_new(NULL, &o) != 0 ||
@@ -119,8 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (again != CSIP_AUTH_REPLAY)
             fail("accepted twice", again, 0);
         csip_auth_server *s2 = make_server();
-        csip_auth_result late =
-            csip_auth_server_verify(s2, &cred, &req, T0 + 301000, lookup, NULL);
+        csip_auth_result late = csip_auth_server_verify(s2, &cred, &req, T0 + 301000, lookup, NULL);
         if (late != CSIP_AUTH_STALE)
             fail("not stale after the lifetime", late, 0);
         csip_auth_server_free(s2);

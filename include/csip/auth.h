@@ -69,8 +69,7 @@ CSIP_EXTERN int csip_auth_ha1(csip_auth_alg alg, csip_str username, csip_str rea
  * userhash (RFC 7616 §3.4.4): lowercase hex of H(username ":" realm).
  * @return as csip_auth_ha1().
  */
-CSIP_EXTERN int csip_auth_userhash(csip_auth_alg alg, csip_str username, csip_str realm,
-                                   char *out);
+CSIP_EXTERN int csip_auth_userhash(csip_auth_alg alg, csip_str username, csip_str realm, char *out);
 
 /** The request a credential is bound to. @since 0.1 */
 typedef struct csip_auth_request {
@@ -86,7 +85,7 @@ typedef struct csip_auth_request {
  */
 typedef struct csip_auth_digest {
     csip_auth_alg alg;
-    csip_str ha1;    /**< hex H(username:realm:password) of the base hash */
+    csip_str ha1; /**< hex H(username:realm:password) of the base hash */
     csip_str nonce;
     csip_str cnonce; /**< with qop, or with a -sess algorithm */
     csip_str nc;     /**< 8 hex digits, with qop */
@@ -109,18 +108,18 @@ CSIP_EXTERN int csip_auth_compute_response(const csip_auth_digest *d, const csip
 
 /** What the verifier concluded. The caller maps it to a response (csip_auth_result_status). */
 typedef enum csip_auth_result {
-    CSIP_AUTH_OK = 0,                  /**< credentials valid, nc fresh */
-    CSIP_AUTH_STALE = 1,               /**< valid response, expired nonce: challenge with stale=true */
-    CSIP_AUTH_BAD_RESPONSE = 2,        /**< wrong password (or altered request) */
-    CSIP_AUTH_UNKNOWN_USER = 3,        /**< the lookup did not find the user */
-    CSIP_AUTH_REPLAY = 4,              /**< nc not above the highest seen for this nonce */
-    CSIP_AUTH_MALFORMED = 5,           /**< missing or malformed parameter, uri mismatch */
-    CSIP_AUTH_WRONG_REALM = 6,         /**< realm is not ours */
+    CSIP_AUTH_OK = 0,           /**< credentials valid, nc fresh */
+    CSIP_AUTH_STALE = 1,        /**< valid response, expired nonce: challenge with stale=true */
+    CSIP_AUTH_BAD_RESPONSE = 2, /**< wrong password (or altered request) */
+    CSIP_AUTH_UNKNOWN_USER = 3, /**< the lookup did not find the user */
+    CSIP_AUTH_REPLAY = 4,       /**< nc not above the highest seen for this nonce */
+    CSIP_AUTH_MALFORMED = 5,    /**< missing or malformed parameter, uri mismatch */
+    CSIP_AUTH_WRONG_REALM = 6,  /**< realm is not ours */
     CSIP_AUTH_UNSUPPORTED_ALGORITHM = 7, /**< algorithm not offered */
-    CSIP_AUTH_BAD_NONCE = 8,           /**< nonce not issued by this key (forged, tampered) */
-    CSIP_AUTH_UNSUPPORTED_QOP = 9,     /**< qop other than auth/auth-int */
-    CSIP_AUTH_NOT_DIGEST = 10,         /**< another scheme than Digest */
-    CSIP_AUTH_INTERNAL_ERROR = 11,     /**< out of memory or a libcrypto failure */
+    CSIP_AUTH_BAD_NONCE = 8,             /**< nonce not issued by this key (forged, tampered) */
+    CSIP_AUTH_UNSUPPORTED_QOP = 9,       /**< qop other than auth/auth-int */
+    CSIP_AUTH_NOT_DIGEST = 10,           /**< another scheme than Digest */
+    CSIP_AUTH_INTERNAL_ERROR = 11,       /**< out of memory or a libcrypto failure */
 } csip_auth_result;
 
 /** The enum name without prefix ("BAD_RESPONSE"), or "UNKNOWN". Static. */
@@ -151,11 +150,12 @@ typedef struct csip_auth_server_opts csip_auth_server_opts;
  */
 CSIP_EXTERN int csip_auth_server_opts_new(const csip_mem *mem, csip_auth_server_opts **out);
 CSIP_EXTERN void csip_auth_server_opts_free(csip_auth_server_opts *opts);
-/** The realm (copied). @return 0, CSIP_ERR_INVALID_ARG (NUL, quote, backslash, too long), CSIP_ERR_NOMEM. */
+/** The realm (copied). @return 0, CSIP_ERR_INVALID_ARG (NUL, quote, backslash, too long),
+ * CSIP_ERR_NOMEM. */
 CSIP_EXTERN int csip_auth_server_opts_set_realm(csip_auth_server_opts *opts, csip_str realm);
 /** Nonce lifetime in seconds (> 0). @return 0, CSIP_ERR_INVALID_ARG. */
 CSIP_EXTERN int csip_auth_server_opts_set_nonce_lifetime(csip_auth_server_opts *opts,
-                                                          uint32_t seconds);
+                                                         uint32_t seconds);
 /**
  * Algorithms offered, in order of preference, one challenge each (1 to
  * CSIP_AUTH_ALG_COUNT, no duplicates). @return 0, CSIP_ERR_INVALID_ARG.
@@ -218,9 +218,8 @@ typedef int (*csip_auth_lookup_fn)(void *user_data, csip_str username, bool user
  * replay.
  */
 CSIP_EXTERN csip_auth_result csip_auth_server_verify(csip_auth_server *srv, const csip_auth *cred,
-                                                     const csip_auth_request *req,
-                                                     uint64_t now_ms, csip_auth_lookup_fn lookup,
-                                                     void *user_data);
+                                                     const csip_auth_request *req, uint64_t now_ms,
+                                                     csip_auth_lookup_fn lookup, void *user_data);
 
 /** Number of nonces currently in the replay table (for tests and statistics). */
 CSIP_EXTERN size_t csip_auth_server_replay_count(const csip_auth_server *srv);

@@ -1,6 +1,5 @@
-#include "csip/auth.h"
-
 #include "check.h"
+#include "csip/auth.h"
 
 /* ---- RFC test vectors ---- */
 
@@ -32,7 +31,8 @@ static void vector(csip_auth_alg alg, const char *expect)
 static void test_rfc7616_vectors(void)
 {
     vector(CSIP_AUTH_ALG_MD5, "8ca523f5e9506fed4657c9700eebdbec");
-    vector(CSIP_AUTH_ALG_SHA256, "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1");
+    vector(CSIP_AUTH_ALG_SHA256,
+           "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1");
     /* SHA-512/256 (RFC 8760) on the same inputs, computed independently */
     vector(CSIP_AUTH_ALG_SHA512_256,
            "430d05014cecc49cab6fbe03176d41a1da86cbfe24a16580e22aaad928d960d0");
@@ -40,8 +40,8 @@ static void test_rfc7616_vectors(void)
     /* the full header of §3.9.1, parsed, and answered by the client side */
     csip_auth ch;
     ASSERT_OK(csip_auth_parse(CSIP_STR("Digest realm=\"" V_REALM "\", qop=\"auth, auth-int\", "
-                                       "algorithm=SHA-256, nonce=\"" V_NONCE "\", opaque=\"" V_OPAQUE
-                                       "\""),
+                                       "algorithm=SHA-256, nonce=\"" V_NONCE
+                                       "\", opaque=\"" V_OPAQUE "\""),
                               &ch));
     char buf[1024];
     int n = csip_auth_client_answer(&ch, CSIP_STR(V_USER), CSIP_STR(V_PASS), &v_req, 1,
@@ -60,20 +60,18 @@ static void test_rfc2617_md5(void)
     ASSERT_OK(csip_auth_ha1(CSIP_AUTH_ALG_MD5, CSIP_STR("Mufasa"), CSIP_STR("testrealm@host.com"),
                             CSIP_STR("Circle Of Life"), ha1));
     EXPECT_CSTR(ha1, "939e7578ed9e3c518a452acee763bce9");
-    csip_auth_digest d = {CSIP_AUTH_ALG_MD5,
-                          csip_str_c(ha1),
-                          CSIP_STR("dcd98b7102dd2f0e8b11d0f600bfb0c093"),
-                          CSIP_STR("0a4f113b"),
-                          CSIP_STR("00000001"),
-                          CSIP_STR("auth")};
+    csip_auth_digest d = {
+        CSIP_AUTH_ALG_MD5,    csip_str_c(ha1),      CSIP_STR("dcd98b7102dd2f0e8b11d0f600bfb0c093"),
+        CSIP_STR("0a4f113b"), CSIP_STR("00000001"), CSIP_STR("auth")};
     ASSERT_OK(csip_auth_compute_response(&d, &v_req, resp));
     EXPECT_CSTR(resp, "6629fae49393a05397450978507c4ef1");
     /* the client side on the RFC 2617 challenge (no algorithm: MD5, not echoed) */
     csip_auth ch;
-    ASSERT_OK(csip_auth_parse(CSIP_STR("Digest realm=\"testrealm@host.com\", qop=\"auth,auth-int\", "
-                                       "nonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\", "
-                                       "opaque=\"5ccc069c403ebaf9f0171e9517f40e41\""),
-                              &ch));
+    ASSERT_OK(
+        csip_auth_parse(CSIP_STR("Digest realm=\"testrealm@host.com\", qop=\"auth,auth-int\", "
+                                 "nonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\", "
+                                 "opaque=\"5ccc069c403ebaf9f0171e9517f40e41\""),
+                        &ch));
     char buf[512];
     ASSERT_GT(csip_auth_client_answer(&ch, CSIP_STR("Mufasa"), CSIP_STR("Circle Of Life"), &v_req,
                                       1, CSIP_STR("0a4f113b"), buf, sizeof buf),
@@ -93,9 +91,9 @@ static void test_variants(void)
     /* RFC 2069: no qop; -sess; auth-int; against independently computed values */
     char resp[CSIP_AUTH_HEX_MAX];
     const char *ha1 = "939e7578ed9e3c518a452acee763bce9";
-    csip_auth_digest d = {CSIP_AUTH_ALG_MD5, csip_str_c(ha1),
-                          CSIP_STR("dcd98b7102dd2f0e8b11d0f600bfb0c093"), CSIP_STR_NULL,
-                          CSIP_STR_NULL, CSIP_STR_NULL};
+    csip_auth_digest d = {
+        CSIP_AUTH_ALG_MD5, csip_str_c(ha1), CSIP_STR("dcd98b7102dd2f0e8b11d0f600bfb0c093"),
+        CSIP_STR_NULL,     CSIP_STR_NULL,   CSIP_STR_NULL};
     ASSERT_OK(csip_auth_compute_response(&d, &v_req, resp));
     EXPECT_CSTR(resp, "670fd8c2df070c60b045671b8b24ff02");
     d.alg = CSIP_AUTH_ALG_MD5_SESS;
@@ -131,7 +129,7 @@ static void test_variants(void)
 
 /* ---- server ---- */
 
-static const uint8_t key[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+static const uint8_t key[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16,
                                 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
 #define REALM "example.com"
 #define T0 1700000000000ull /* ms */
@@ -239,7 +237,8 @@ static void test_challenge_format(void)
     EXPECT_FALSE(csip_str_eq(ca.nonce, cb.nonce)); /* same second, distinct nonces */
     /* the client picks the first supported offer, in order */
     csip_auth list[3];
-    ASSERT_OK(csip_auth_parse(CSIP_STR("Digest realm=\"x\", nonce=\"n\", algorithm=SHA-1"), &list[0]));
+    ASSERT_OK(
+        csip_auth_parse(CSIP_STR("Digest realm=\"x\", nonce=\"n\", algorithm=SHA-1"), &list[0]));
     ASSERT_OK(csip_auth_parse(CSIP_STR("Basic realm=\"x\""), &list[1]));
     list[2] = cb;
     size_t idx = 9;
@@ -251,14 +250,15 @@ static void test_challenge_format(void)
 
 static void test_choose_msg(void)
 {
-    static const char m[] = "SIP/2.0 401 Unauthorized\r\n"
-                            "Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
-                            "From: <sip:a@h>;tag=1\r\nTo: <sip:a@h>;tag=2\r\n"
-                            "Call-ID: c\r\nCSeq: 1 REGISTER\r\n"
-                            "WWW-Authenticate: Digest realm=\"h\", nonce=\"1\", algorithm=SHA-999\r\n"
-                            "WWW-Authenticate: Digest realm=\"h\", nonce=\"2\", algorithm=MD5\r\n"
-                            "WWW-Authenticate: Digest realm=\"h\", nonce=\"3\", algorithm=SHA-256\r\n"
-                            "Content-Length: 0\r\n\r\n";
+    static const char m[] =
+        "SIP/2.0 401 Unauthorized\r\n"
+        "Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
+        "From: <sip:a@h>;tag=1\r\nTo: <sip:a@h>;tag=2\r\n"
+        "Call-ID: c\r\nCSeq: 1 REGISTER\r\n"
+        "WWW-Authenticate: Digest realm=\"h\", nonce=\"1\", algorithm=SHA-999\r\n"
+        "WWW-Authenticate: Digest realm=\"h\", nonce=\"2\", algorithm=MD5\r\n"
+        "WWW-Authenticate: Digest realm=\"h\", nonce=\"3\", algorithm=SHA-256\r\n"
+        "Content-Length: 0\r\n\r\n";
     csip_msg *msg = NULL;
     csip_parse_error perr;
     ASSERT_OK(csip_msg_parse(m, sizeof m - 1, NULL, &msg, &perr));
@@ -272,9 +272,9 @@ static void test_choose_msg(void)
 
 static void test_round_trips(void)
 {
-    static const csip_auth_alg all[] = {
-        CSIP_AUTH_ALG_SHA256,     CSIP_AUTH_ALG_MD5,           CSIP_AUTH_ALG_SHA512_256,
-        CSIP_AUTH_ALG_SHA256_SESS, CSIP_AUTH_ALG_MD5_SESS, CSIP_AUTH_ALG_SHA512_256_SESS};
+    static const csip_auth_alg all[] = {CSIP_AUTH_ALG_SHA256,     CSIP_AUTH_ALG_MD5,
+                                        CSIP_AUTH_ALG_SHA512_256, CSIP_AUTH_ALG_SHA256_SESS,
+                                        CSIP_AUTH_ALG_MD5_SESS,   CSIP_AUTH_ALG_SHA512_256_SESS};
     csip_auth_server *s = server_with(all, 6, 0);
     ASSERT_TRUE(s != NULL);
     for (size_t i = 0; i < 6; i++) {
@@ -306,7 +306,8 @@ static void test_failures(void)
     EXPECT_EQ(answer(s, 0, T0, T0 + 299999, "alice", "secret", 1, NULL), CSIP_AUTH_OK);
     EXPECT_EQ(answer(s, 0, T0, T0 + 300000, "alice", "secret", 1, NULL), CSIP_AUTH_STALE);
     EXPECT_EQ(answer(s, 0, T0, T0 + 300000, "alice", "wrong", 1, NULL), CSIP_AUTH_BAD_RESPONSE);
-    EXPECT_EQ(answer(s, 0, T0 + 5000, T0, "alice", "secret", 1, NULL), CSIP_AUTH_STALE); /* future */
+    EXPECT_EQ(answer(s, 0, T0 + 5000, T0, "alice", "secret", 1, NULL),
+              CSIP_AUTH_STALE); /* future */
 
     /* tampered nonce: one character changed, then the MAC no longer matches */
     char cred[1024];
@@ -340,12 +341,24 @@ static void test_failures(void)
     csip_auth_server_free(s2);
 
     /* wrong realm, unknown or not offered algorithm, other scheme, bad qop, uri */
-    EXPECT_EQ(verify_str(s, "Digest username=\"alice\", realm=\"other\", nonce=\"x\", uri=\"sip:example.com\", response=\"00\"", T0),
+    EXPECT_EQ(verify_str(s,
+                         "Digest username=\"alice\", realm=\"other\", nonce=\"x\", "
+                         "uri=\"sip:example.com\", response=\"00\"",
+                         T0),
               CSIP_AUTH_WRONG_REALM);
-    EXPECT_EQ(verify_str(s, "Digest username=\"alice\", realm=\"" REALM "\", nonce=\"x\", uri=\"sip:example.com\", response=\"00\", algorithm=SHA-1", T0),
-              CSIP_AUTH_UNSUPPORTED_ALGORITHM);
-    EXPECT_EQ(verify_str(s, "Digest username=\"alice\", realm=\"" REALM "\", nonce=\"x\", uri=\"sip:example.com\", response=\"00\", algorithm=SHA-512-256", T0),
-              CSIP_AUTH_UNSUPPORTED_ALGORITHM);
+    EXPECT_EQ(
+        verify_str(s,
+                   "Digest username=\"alice\", realm=\"" REALM
+                   "\", nonce=\"x\", uri=\"sip:example.com\", response=\"00\", algorithm=SHA-1",
+                   T0),
+        CSIP_AUTH_UNSUPPORTED_ALGORITHM);
+    EXPECT_EQ(
+        verify_str(
+            s,
+            "Digest username=\"alice\", realm=\"" REALM
+            "\", nonce=\"x\", uri=\"sip:example.com\", response=\"00\", algorithm=SHA-512-256",
+            T0),
+        CSIP_AUTH_UNSUPPORTED_ALGORITHM);
     EXPECT_EQ(verify_str(s, "Basic YWxhZGRpbjpvcGVuc2VzYW1l", T0), CSIP_AUTH_NOT_DIGEST);
     EXPECT_EQ(verify_str(s, "Digest username=\"alice\", nonce=\"x\"", T0), CSIP_AUTH_MALFORMED);
     EXPECT_EQ(answer(s, 0, T0, T0, "alice", "secret", 1, cred), CSIP_AUTH_OK);
@@ -476,6 +489,102 @@ static void test_replay_table_bounded(void)
     csip_auth_server_free(s);
 }
 
+static void test_auth_int(void)
+{
+    csip_auth_server *s = server_with(NULL, 0, 0);
+    ASSERT_TRUE(s != NULL);
+    char chbuf[512], cr[1024];
+    ASSERT_GT(csip_auth_server_challenge(s, 0, false, T0, chbuf, sizeof chbuf), 0);
+    char *q = strstr(chbuf, "qop=\"auth,auth-int\"");
+    ASSERT_TRUE(q != NULL);
+    memcpy(q, "qop=\"auth-int\"     ", 19);
+    csip_auth ch, c;
+    ASSERT_OK(csip_auth_parse(csip_str_c(chbuf), &ch));
+    csip_auth_request r = {CSIP_STR("MESSAGE"), CSIP_STR("sip:bob@example.com"), CSIP_STR("hi")};
+    ASSERT_GT(csip_auth_client_answer(&ch, CSIP_STR("alice"), CSIP_STR("secret"), &r, 1,
+                                      CSIP_STR_NULL, cr, sizeof cr),
+              0);
+    ASSERT_OK(csip_auth_parse(csip_str_c(cr), &c));
+    EXPECT_STR(c.qop, "auth-int");
+    EXPECT_EQ(c.cnonce.len, 32); /* 16 random bytes in hex */
+    /* the body is covered */
+    csip_auth_request other = r;
+    other.body = CSIP_STR("ho");
+    EXPECT_EQ(csip_auth_server_verify(s, &c, &other, T0, lookup, NULL), CSIP_AUTH_BAD_RESPONSE);
+    /* so is the method */
+    other = r;
+    other.method = CSIP_STR("INVITE");
+    EXPECT_EQ(csip_auth_server_verify(s, &c, &other, T0, lookup, NULL), CSIP_AUTH_BAD_RESPONSE);
+    EXPECT_EQ(csip_auth_server_verify(s, &c, &r, T0, lookup, NULL), CSIP_AUTH_OK);
+    /* a challenge offering only an unknown qop cannot be answered */
+    memcpy(q, "qop=\"xyz\"          ", 19);
+    ASSERT_OK(csip_auth_parse(csip_str_c(chbuf), &ch));
+    EXPECT_EQ(csip_auth_client_answer(&ch, CSIP_STR("alice"), CSIP_STR("secret"), &r, 1,
+                                      CSIP_STR_NULL, cr, sizeof cr),
+              CSIP_ERR_NOT_FOUND);
+    /* output too small */
+    ASSERT_GT(csip_auth_server_challenge(s, 0, false, T0, chbuf, sizeof chbuf), 0);
+    ASSERT_OK(csip_auth_parse(csip_str_c(chbuf), &ch));
+    EXPECT_EQ(csip_auth_client_answer(&ch, CSIP_STR("alice"), CSIP_STR("secret"), &r, 1,
+                                      CSIP_STR_NULL, cr, 100),
+              CSIP_ERR_BUFFER_TOO_SMALL);
+    csip_auth_server_free(s);
+}
+
+/* Allocator that fails once `left` allocations have succeeded. */
+typedef struct fail_mem {
+    int left;
+} fail_mem;
+
+static void *fm_malloc(size_t n, void *ud)
+{
+    fail_mem *f = ud;
+    if (f->left-- <= 0)
+        return NULL;
+    return malloc(n);
+}
+static void fm_free(void *p, void *ud)
+{
+    (void)ud;
+    free(p);
+}
+static void *fm_realloc(void *p, size_t n, void *ud)
+{
+    fail_mem *f = ud;
+    if (f->left-- <= 0)
+        return NULL;
+    return realloc(p, n);
+}
+
+static void test_failing_allocator(void)
+{
+    int ok_at = -1;
+    for (int n = 0; n < 20 && ok_at < 0; n++) {
+        fail_mem f = {n};
+        csip_mem mem = {fm_malloc, fm_free, fm_realloc, &f};
+        csip_auth_server_opts *o = NULL;
+        int rc = csip_auth_server_opts_new(&mem, &o);
+        if (rc != 0) {
+            EXPECT_EQ(rc, CSIP_ERR_NOMEM);
+            continue;
+        }
+        rc = csip_auth_server_opts_set_realm(o, CSIP_STR(REALM));
+        csip_auth_server *s = NULL;
+        if (rc == 0)
+            rc = csip_auth_server_new(&mem, key, sizeof key, o, &s);
+        csip_auth_server_opts_free(o);
+        if (rc != 0) {
+            EXPECT_EQ(rc, CSIP_ERR_NOMEM);
+            EXPECT_TRUE(s == NULL);
+            continue;
+        }
+        ok_at = n;
+        EXPECT_EQ(answer(s, 0, T0, T0, "alice", "secret", 1, NULL), CSIP_AUTH_OK);
+        csip_auth_server_free(s); /* LeakSanitizer checks every failure path above */
+    }
+    EXPECT_GT(ok_at, 0);
+}
+
 static void test_options(void)
 {
     csip_auth_server_opts *o = NULL;
@@ -499,12 +608,13 @@ static void test_options(void)
 int main(int argc, char **argv)
 {
     static const check_test tests[] = {
-        CHECK_TEST(test_rfc7616_vectors), CHECK_TEST(test_rfc2617_md5),
-        CHECK_TEST(test_variants),        CHECK_TEST(test_challenge_format),
-        CHECK_TEST(test_choose_msg),      CHECK_TEST(test_round_trips),
-        CHECK_TEST(test_failures),        CHECK_TEST(test_nonce_count),
-        CHECK_TEST(test_userhash),        CHECK_TEST(test_replay_table_bounded),
-        CHECK_TEST(test_options),
+        CHECK_TEST(test_rfc7616_vectors),   CHECK_TEST(test_rfc2617_md5),
+        CHECK_TEST(test_variants),          CHECK_TEST(test_challenge_format),
+        CHECK_TEST(test_choose_msg),        CHECK_TEST(test_round_trips),
+        CHECK_TEST(test_failures),          CHECK_TEST(test_nonce_count),
+        CHECK_TEST(test_userhash),          CHECK_TEST(test_replay_table_bounded),
+        CHECK_TEST(test_options),           CHECK_TEST(test_auth_int),
+        CHECK_TEST(test_failing_allocator),
     };
     return check_run(tests, sizeof tests / sizeof tests[0], argc, argv);
 }

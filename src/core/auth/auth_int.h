@@ -5,10 +5,10 @@
 #ifndef CSIP_AUTH_INT_H
 #define CSIP_AUTH_INT_H
 
-#include <openssl/evp.h>
-
 #include "base/base_int.h"
 #include "csip/auth.h"
+
+#include <openssl/evp.h>
 
 /* The EVP digest of an algorithm (its base hash), or NULL for a bad value. */
 const EVP_MD *csip__auth_md(csip_auth_alg alg);

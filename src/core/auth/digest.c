@@ -2,11 +2,11 @@
  * Digest computation (RFC 7616 §3.4, RFC 8760) and the client side: choosing
  * a challenge and building the credentials.
  */
-#include <openssl/rand.h>
-#include <string.h>
-
 #include "auth/auth_int.h"
 #include "csip/auth.h"
+
+#include <openssl/rand.h>
+#include <string.h>
 
 static const char *const alg_names[CSIP_AUTH_ALG_COUNT] = {
     "MD5", "MD5-sess", "SHA-256", "SHA-256-sess", "SHA-512-256", "SHA-512-256-sess",
@@ -75,8 +75,7 @@ void csip__auth_hex(const uint8_t *p, size_t n, char *out)
 }
 
 /* H(parts[0] ":" parts[1] ":" ...) in lowercase hex. */
-static int hash_parts(EVP_MD_CTX *ctx, const EVP_MD *md, const csip_str *parts, size_t n,
-                      char *out)
+static int hash_parts(EVP_MD_CTX *ctx, const EVP_MD *md, const csip_str *parts, size_t n, char *out)
 {
     uint8_t dig[EVP_MAX_MD_SIZE];
     unsigned dlen = 0;

@@ -8,13 +8,13 @@
  * per-verifier counter started at a random value, so two challenges issued in
  * the same second differ and their nonce counts are tracked apart.
  */
-#include <openssl/crypto.h>
-#include <openssl/rand.h>
-#include <string.h>
-
 #include "auth/auth_int.h"
 #include "csip/auth.h"
 #include "csip/uri.h"
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <string.h>
 
 #define NONCE_RAW 32 /* ts 8, salt 8, mac 16 */
 #define NONCE_B64 43
@@ -37,8 +37,8 @@ struct csip_auth_server_opts {
 typedef struct replay_entry {
     uint8_t key[16]; /* ts || salt of the nonce */
     uint64_t ts;
-    uint32_t nc;     /* highest nc accepted */
-    uint32_t next;   /* bucket chain */
+    uint32_t nc;   /* highest nc accepted */
+    uint32_t next; /* bucket chain */
 } replay_entry;
 
 struct csip_auth_server {
@@ -56,8 +56,8 @@ struct csip_auth_server {
     replay_entry *ents;
     uint32_t *buckets;
     size_t slots, nbuckets, head, count;
-    bool evicted_live;    /* a nonce was evicted before its expiry */
-    uint64_t evicted_ts;  /* the latest issue time among those */
+    bool evicted_live;   /* a nonce was evicted before its expiry */
+    uint64_t evicted_ts; /* the latest issue time among those */
 };
 
 /* ---- options ---- */
@@ -326,8 +326,7 @@ int csip_auth_server_new(const csip_mem *mem, const uint8_t *key, size_t key_len
     s->hmac_out = EVP_MD_CTX_new();
     s->work = EVP_MD_CTX_new();
     s->hash = EVP_MD_CTX_new();
-    if (!s->realm || !s->ents || !s->buckets || !s->hmac_in || !s->hmac_out || !s->work ||
-        !s->hash)
+    if (!s->realm || !s->ents || !s->buckets || !s->hmac_in || !s->hmac_out || !s->work || !s->hash)
         goto nomem;
     if (opts->realm_len)
         memcpy(s->realm, opts->realm, opts->realm_len);
