@@ -249,7 +249,8 @@ CSIP_EXTERN int csip_auth_client_choose_msg(const csip_msg *msg, csip_hdr_id id,
  * @param nc     the nonce count, from 1, incremented for each request under the same nonce.
  * @return the length written (buf NUL-terminated); CSIP_ERR_NOT_FOUND (not Digest,
  *         unsupported algorithm or qop), CSIP_ERR_INVALID_ARG (missing realm or
- *         nonce, nc 0, field too long), CSIP_ERR_BUFFER_TOO_SMALL, CSIP_ERR_NOMEM.
+ *         nonce, nc 0, field too long, a control character in username, uri or
+ *         cnonce), CSIP_ERR_BUFFER_TOO_SMALL, CSIP_ERR_NOMEM.
  */
 CSIP_EXTERN int csip_auth_client_answer(const csip_auth *challenge, csip_str username,
                                         csip_str password, const csip_auth_request *req,

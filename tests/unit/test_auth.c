@@ -522,6 +522,10 @@ static void test_auth_int(void)
     EXPECT_EQ(csip_auth_client_answer(&ch, CSIP_STR("alice"), CSIP_STR("secret"), &r, 1,
                                       CSIP_STR_NULL, cr, sizeof cr),
               CSIP_ERR_NOT_FOUND);
+    /* nothing that could end the header line */
+    EXPECT_EQ(csip_auth_client_answer(&ch, CSIP_STR("alice\r\nVia: x"), CSIP_STR("secret"), &r, 1,
+                                      CSIP_STR_NULL, cr, sizeof cr),
+              CSIP_ERR_INVALID_ARG);
     /* output too small */
     ASSERT_GT(csip_auth_server_challenge(s, 0, false, T0, chbuf, sizeof chbuf), 0);
     ASSERT_OK(csip_auth_parse(csip_str_c(chbuf), &ch));

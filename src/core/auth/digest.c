@@ -266,6 +266,18 @@ int csip__auth_out_end(csip__auth_out *o)
 
 /* ---- client ---- */
 
+/* A value that can go inside a quoted-string once '"' and '\\' are escaped:
+ * no control characters, so nothing can end the header line (RFC 3261 §25.1). */
+static bool quotable(csip_str s)
+{
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned char c = (unsigned char)s.p[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return false;
+    }
+    return true;
+}
+
 static bool challenge_usable(const csip_auth *c)
 {
     csip_auth_alg alg;
@@ -308,7 +320,8 @@ int csip_auth_client_answer(const csip_auth *ch, csip_str username, csip_str pas
     if (!csip_str_ieq_c(ch->scheme, "Digest") || csip_auth_alg_parse(ch->algorithm, &alg) != 0)
         return CSIP_ERR_NOT_FOUND;
     if (ch->realm.p == NULL || ch->nonce.p == NULL || nc == 0 ||
-        username.len > CSIP_AUTH_MAX_FIELD || req->uri.len > CSIP_AUTH_MAX_FIELD)
+        username.len > CSIP_AUTH_MAX_FIELD || req->uri.len > CSIP_AUTH_MAX_FIELD ||
+        !quotable(username) || !quotable(req->uri))
         return CSIP_ERR_INVALID_ARG;
 
     csip_str qop = CSIP_STR_NULL;
@@ -334,8 +347,8 @@ int csip_auth_client_answer(const csip_auth *ch, csip_str username, csip_str pas
             return CSIP_ERR_NOMEM;
         csip__auth_hex(rnd, sizeof rnd, cn_b);
         cnonce = (csip_str){cn_b, 32};
-    } else if (cnonce.len > CSIP_AUTH_MAX_FIELD || memchr(cnonce.p, '"', cnonce.len) ||
-               memchr(cnonce.p, '\\', cnonce.len)) {
+    } else if (cnonce.len > CSIP_AUTH_MAX_FIELD || !quotable(cnonce) ||
+               memchr(cnonce.p, '"', cnonce.len) || memchr(cnonce.p, '\\', cnonce.len)) {
         return CSIP_ERR_INVALID_ARG;
     }
     static const char hx[] = "0123456789abcdef";
