@@ -222,7 +222,7 @@ static const char *scan_host(const char *p, const char *end, csip_str *host, csi
 int csip_via_parse(csip_str *s, csip_via *v)
 {
     const char *p = s->p, *end = s->p + s->len;
-    memset(v, 0, sizeof *v);
+    csip__zero(v, sizeof *v);
     p = csip__skip_lws(p, end);
     const char *start = p, *q;
     /* sent-protocol = protocol-name SLASH protocol-version SLASH transport;
@@ -345,9 +345,9 @@ int csip_nameaddr_parse(csip_str *s, unsigned flags, csip_nameaddr *na)
     const char *p = s->p, *end = s->p + s->len, *q;
     const bool list = flags & CSIP_NAMEADDR_LIST;
     /* csip_uri_parse() clears na->uri itself: clear the rest only */
-    memset(na, 0, offsetof(csip_nameaddr, uri));
-    memset((char *)na + offsetof(csip_nameaddr, uri) + sizeof na->uri, 0,
-           sizeof *na - offsetof(csip_nameaddr, uri) - sizeof na->uri);
+    csip__zero(na, offsetof(csip_nameaddr, uri));
+    csip__zero((char *)na + offsetof(csip_nameaddr, uri) + sizeof na->uri,
+               sizeof *na - offsetof(csip_nameaddr, uri) - sizeof na->uri);
     p = csip__skip_lws(p, end);
     const char *start = p;
     if (p >= end)

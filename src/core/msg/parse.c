@@ -9,6 +9,7 @@
  * were (nothing can follow). Streams: Content-Length is mandatory (§18.3,
  * §20.14) and framing is done beforehand by csip_stream_frame().
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "msg/msg_int.h"
@@ -396,8 +397,11 @@ static csip_msg *msg_new(const csip_parse_opts *opts, size_t copy_len)
     csip_msg *m = csip__malloc(mem, size);
     if (!m)
         return NULL;
-    memset(m, 0, sizeof *m);
+    /* zeroed around first[], which starts all-MSG_NONE */
+    csip__zero(m, offsetof(csip_msg, first));
     memset(m->first, 0xff, sizeof m->first);
+    const size_t tail = offsetof(csip_msg, first) + sizeof m->first;
+    csip__zero((char *)m + tail, sizeof *m - tail);
     m->mem = mem;
     limits_fill(&m->lim, opts ? &opts->limits : NULL);
     csip__arena_init(&m->arena, mem, (char *)m + head + buf_room, INITIAL_ARENA);

@@ -554,7 +554,7 @@ int csip_uri_parse(const char *p, size_t len, size_t max_len, csip_uri *out)
 {
     if (!out)
         return CSIP_ERR_INVALID_ARG;
-    memset(out, 0, sizeof *out);
+    csip__zero(out, sizeof *out);
     if (max_len == 0)
         max_len = CSIP_DEFAULT_MAX_URI;
     if (len > max_len)
