@@ -1050,11 +1050,18 @@ int csip__hdr_typed(const csip_msg *cm, uint32_t i)
             rc = CSIP_ERR_LIMIT_VIA;
         break;
     case VK_NAMEADDR:
+        /* one value (no list flag: the parser wants the end after it) */
+        if (!v.len) {
+            rc = CSIP_ERR_PARSE_HEADER_VALUE;
+            break;
+        }
+        obj = csip__arena_alloc(&m->arena, sizeof(csip_nameaddr));
+        rc = obj ? csip_nameaddr_parse(&v, 0, obj) : CSIP_ERR_NOMEM;
+        break;
     case VK_NAMEADDR_LIST:
     case VK_ROUTE_LIST:
     case VK_CONTACT: {
-        unsigned f = k == VK_NAMEADDR        ? 0
-                     : k == VK_NAMEADDR_LIST ? CSIP_NAMEADDR_LIST
+        unsigned f = k == VK_NAMEADDR_LIST ? CSIP_NAMEADDR_LIST
                      : k == VK_ROUTE_LIST    ? CSIP_NAMEADDR_LIST | CSIP_NAMEADDR_NEED_ANGLE
                                              : CSIP_NAMEADDR_LIST | CSIP_NAMEADDR_STAR;
         rc = v.len ? parse_list(m, v, nameaddr_one, f, sizeof(csip_nameaddr), m->lim.max_values,
