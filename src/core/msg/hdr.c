@@ -229,8 +229,8 @@ int csip_via_parse(csip_str *s, csip_via *v)
      * the common "SIP/2.0/" (any case of SIP) is taken in one compare. */
     csip_str *parts[3] = {&v->protocol, &v->version, &v->transport};
     int first = 0;
-    if (end - p > 8 && (p[0] | 0x20) == 's' && (p[1] | 0x20) == 'i' && (p[2] | 0x20) == 'p' &&
-        memcmp(p + 3, "/2.0/", 5) == 0) {
+    if (end - p > 8 &&
+        (load64u(p) | load64u("\x20\x20\x20\0\0\0\0\0")) == load64u("sip/2.0/")) {
         v->protocol = (csip_str){p, 3};
         v->version = (csip_str){p + 4, 3};
         p += 8;

@@ -566,8 +566,7 @@ int csip_uri_parse(const char *p, size_t len, size_t max_len, csip_uri *out)
     /* scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
     const char *s = p;
     /* the common "sip:" in one compare */
-    if (len > 4 && (p[0] | 0x20) == 's' && (p[1] | 0x20) == 'i' && (p[2] | 0x20) == 'p' &&
-        p[3] == ':') {
+    if (len > 4 && (load32u(p) | load32u("\x20\x20\x20\x00")) == load32u("sip:")) {
         out->raw = mkstr(p, end);
         out->scheme = mkstr(p, p + 3);
         out->kind = CSIP_URI_SIP;
