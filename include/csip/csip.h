@@ -10,6 +10,7 @@
 #define CSIP_H
 
 #include "csip/addr.h"
+#include "csip/auth.h"
 #include "csip/base.h"
 #include "csip/limits.h"
 #include "csip/msg.h"
