@@ -135,6 +135,9 @@ static inline void csip__zero(void *p, size_t n)
         char *c = p;
         const __m128i z = _mm_setzero_si128();
         size_t i = 0;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 32
+#endif
         for (; i + 16 <= n; i += 16)
             _mm_storeu_si128((__m128i *)(void *)(c + i), z);
         if (i < n)

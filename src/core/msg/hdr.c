@@ -276,7 +276,8 @@ int csip_via_parse(csip_str *s, csip_via *v)
     struct via_caps {
         csip_str branch, received, maddr, ttl, rport;
         bool has_rport;
-    } c = {{NULL, 0}, {NULL, 0}, {NULL, 0}, {NULL, 0}, {NULL, 0}, false};
+    } c;
+    csip__zero(&c, sizeof c);
     static const pcap caps[] = {
         PCAP("branch", struct via_caps, branch), PCAP("received", struct via_caps, received),
         PCAP("maddr", struct via_caps, maddr),   PCAP("ttl", struct via_caps, ttl),
