@@ -9,6 +9,9 @@
  */
 #include <stddef.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "msg/msg_int.h"
 
@@ -17,6 +20,16 @@
 const char *csip__scan_quoted(const char *p, const char *end)
 {
     p++; /* opening quote */
+#if defined(__SSE2__)
+    /* a short string without backslash closes within 16 octets: one compare */
+    if (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        unsigned qm = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')));
+        unsigned bm = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+        if (qm && !(bm & ((qm & (0u - qm)) - 1)))
+            return p + __builtin_ctz(qm) + 1;
+    }
+#endif
     /* the next quote, and whether a backslash comes before it; every octet is
      * searched at most once for each */
     const char *q = memchr(p, '"', (size_t)(end - p));
