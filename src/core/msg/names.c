@@ -313,8 +313,11 @@ csip_hdr_id csip_hdr_lookup(const char *name, size_t len)
             return (csip_hdr_id)hdr_compact_tab[s[0]];
         return CSIP_HDR_OTHER;
     }
-    uint32_t key = (uint32_t)(s[0] | 0x20) | (uint32_t)(s[len >> 1] | 0x20) << 8 |
-                   (uint32_t)(s[len - 1] | 0x20) << 16 | (uint32_t)len << 24;
+    /* (s[0] | 0x20) | (s[len / 2] | 0x20) << 8 | (s[len - 1] | 0x20) << 16 | len << 24,
+     * the three foldings in one OR */
+    uint32_t key = ((uint32_t)s[0] | (uint32_t)s[len >> 1] << 8 | (uint32_t)s[len - 1] << 16 |
+                    0x202020u) |
+                   (uint32_t)len << 24;
     unsigned id = hdr_slot[(uint32_t)(key * HDR_HASH_MUL) >> HDR_HASH_SHIFT];
     const hdr_entry *e = &hdr_tab[id];
     /* an empty slot gives id 0, whose entry has length 0: no match */
