@@ -280,10 +280,17 @@ int csip_via_parse(csip_str *s, csip_via *v)
     if (q < end && *q == ':') {
         q = csip__skip_lws(q + 1, end);
         p = q;
-        while (p < end && IS(*p, CSIP_C_DIGIT))
+        /* 1*DIGIT, 0 to 65535, read in the scan (saturated at 65536) */
+        uint32_t port = 0;
+        while (p < end && IS(*p, CSIP_C_DIGIT)) {
+            port = port * 10 + (uint32_t)(*p - '0');
+            if (port > 65535)
+                port = 65536;
             p++;
-        if (u16_value((csip_str){q, (size_t)(p - q)}, &v->port, 65535) < 0)
+        }
+        if (p == q || port > 65535)
             return CSIP_ERR_PARSE_HEADER_VALUE;
+        v->port = (uint16_t)port;
         v->has_port = true;
     }
     struct via_caps {
