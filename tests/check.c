@@ -74,3 +74,40 @@ const void *check_memmem(const void *hay, size_t hlen, const void *needle, size_
             return h + i;
     return NULL;
 }
+
+static void *failmem_malloc(size_t n, void *u)
+{
+    check_failmem *f = u;
+    if (++f->count == f->fail_at)
+        return NULL;
+    f->live++;
+    return malloc(n);
+}
+
+static void failmem_free(void *p, void *u)
+{
+    check_failmem *f = u;
+    if (p)
+        f->live--;
+    free(p);
+}
+
+static void *failmem_realloc(void *p, size_t n, void *u)
+{
+    check_failmem *f = u;
+    if (++f->count == f->fail_at)
+        return NULL;
+    if (!p)
+        f->live++;
+    return realloc(p, n);
+}
+
+void check_failmem_init(check_failmem *f, int fail_at)
+{
+    f->fail_at = fail_at;
+    f->count = f->live = 0;
+    f->mem.malloc = failmem_malloc;
+    f->mem.free = failmem_free;
+    f->mem.realloc = failmem_realloc;
+    f->mem.user_data = f;
+}

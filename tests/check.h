@@ -107,6 +107,15 @@ int check_run(const check_test *tests, size_t n, int argc, char **argv);
 /* Reads a whole file into a heap buffer placed at the END of its allocation,
  * so that reading past it is caught by ASan. Free with free(). */
 char *check_read_file(const char *path, size_t *len);
+/* An allocator (csip_mem) that fails the fail_at-th allocation or reallocation
+ * (1-based; 0 = never) and counts the blocks still live, for the failing-
+ * allocator tests: after freeing everything, live must be 0. */
+typedef struct check_failmem {
+    int fail_at, count, live;
+    csip_mem mem;
+} check_failmem;
+void check_failmem_init(check_failmem *f, int fail_at);
+
 /* memmem (not in C11): the first occurrence of needle in hay, or NULL. */
 const void *check_memmem(const void *hay, size_t hlen, const void *needle, size_t nlen);
 /* Copies bytes to the end of a fresh heap buffer (same purpose). */

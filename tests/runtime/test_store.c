@@ -89,42 +89,15 @@ static void test_mem(void)
     csip_store_mem_free(m);
 }
 
-typedef struct failmem {
-    int fail_at, count, live;
-} failmem;
-
-static void *fm_malloc(size_t n, void *u)
-{
-    failmem *f = u;
-    if (++f->count == f->fail_at)
-        return NULL;
-    f->live++;
-    return malloc(n);
-}
-static void fm_free(void *p, void *u)
-{
-    failmem *f = u;
-    if (p)
-        f->live--;
-    free(p);
-}
-static void *fm_realloc(void *p, size_t n, void *u)
-{
-    failmem *f = u;
-    if (++f->count == f->fail_at)
-        return NULL;
-    if (!p)
-        f->live++;
-    return realloc(p, n);
-}
 
 /* The memory store under a failing allocator: a failed put leaves the store
  * as it was, and nothing leaks. */
 static void test_mem_nomem(void)
 {
     for (int k = 1; k < 120; k++) {
-        failmem f = {k, 0, 0};
-        csip_mem mem = {fm_malloc, fm_free, fm_realloc, &f};
+        check_failmem f;
+        check_failmem_init(&f, k);
+        csip_mem mem = f.mem;
         csip_store_mem *m;
         if (csip_store_mem_new(&mem, &m) != 0) {
             EXPECT_EQ(f.live, 0);

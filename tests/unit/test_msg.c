@@ -466,31 +466,6 @@ static void test_request_new(void)
     EXPECT_EQ(csip_request_new(&s, NULL, &m), CSIP_ERR_INVALID_ARG);
 }
 
-/* An allocator that fails the Nth allocation and counts what is live. */
-typedef struct failmem {
-    int fail_at, count, live;
-} failmem;
-
-static void *fm_malloc(size_t n, void *u)
-{
-    failmem *f = u;
-    if (++f->count == f->fail_at)
-        return NULL;
-    f->live++;
-    return malloc(n);
-}
-static void fm_free(void *p, void *u)
-{
-    failmem *f = u;
-    if (p)
-        f->live--;
-    free(p);
-}
-static void *fm_realloc(void *p, size_t n, void *u)
-{
-    (void)u;
-    return realloc(p, n);
-}
 
 static void test_failing_allocator(void)
 {
@@ -501,8 +476,9 @@ static void test_failing_allocator(void)
     ASSERT_TRUE(buf);
     bool succeeded = false;
     for (int n = 1; n < 200 && !succeeded; n++) {
-        failmem f = {n, 0, 0};
-        csip_mem mem = {fm_malloc, fm_free, fm_realloc, &f};
+        check_failmem f;
+        check_failmem_init(&f, n);
+        csip_mem mem = f.mem;
         csip_parse_opts o = {.mem = &mem};
         csip_msg *m = NULL;
         csip_parse_error err;

@@ -439,31 +439,6 @@ static void test_args(void)
     EXPECT_EQ(csip_registrar_aor(&u, aor, sizeof aor), CSIP_ERR_INVALID_ARG);
 }
 
-/* An allocator that fails the Nth allocation and counts what is live. */
-typedef struct failmem {
-    int fail_at, count, live;
-} failmem;
-
-static void *fm_malloc(size_t n, void *u)
-{
-    failmem *f = u;
-    if (++f->count == f->fail_at)
-        return NULL;
-    f->live++;
-    return malloc(n);
-}
-static void fm_free(void *p, void *u)
-{
-    failmem *f = u;
-    if (p)
-        f->live--;
-    free(p);
-}
-static void *fm_realloc(void *p, size_t n, void *u)
-{
-    (void)u;
-    return realloc(p, n);
-}
 
 /* Every allocation failure gives CSIP_ERR_NOMEM (or a response), never a
  * leak or a crash. */
@@ -482,8 +457,9 @@ static void test_failing_allocator(void)
     bool succeeded = false;
     for (int n = 1; n < 200 && !succeeded; n++) {
         ts_clear(&store);
-        failmem f = {n, 0, 0};
-        csip_mem mem = {fm_malloc, fm_free, fm_realloc, &f};
+        check_failmem f;
+        check_failmem_init(&f, n);
+        csip_mem mem = f.mem;
         csip_location_store ls = {ts_get,   ts_put,    ts_remove,   ts_remove_all,
                                   ts_begin, ts_commit, ts_rollback, &store};
         csip_registrar *r = NULL;
