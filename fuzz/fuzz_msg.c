@@ -21,25 +21,18 @@
 
 #include "csip/msg.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_util.h"
 
-/* Reading every byte of every view lets AddressSanitizer check that it lies in live memory. */
-static volatile unsigned char sink;
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void fail(const char *what, int a, int b)
 {
-    fprintf(stderr, "fuzz_msg: property violated: %s (%d, %d)\n", what, a, b);
-    abort();
+    fuzz_fail("fuzz_msg", what, (long)a, (long)b);
 }
 
 static void touch(csip_str s)
 {
-    if (s.p == NULL)
-        return;
-    unsigned char acc = 0;
-    for (size_t i = 0; i < s.len; i++)
-        acc = (unsigned char)(acc ^ (unsigned char)s.p[i]);
-    sink = acc;
+    fuzz_touch(s);
 }
 
 /* Walks a ';'-separated parameter list; each step must consume input. */

@@ -38,24 +38,18 @@
 #define UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_util.h"
 
-static volatile unsigned char sink;
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void fail(const char *what, long a, long b)
 {
-    fprintf(stderr, "fuzz_stream: property violated: %s (%ld, %ld)\n", what, a, b);
-    abort();
+    fuzz_fail("fuzz_stream", what, (long)a, (long)b);
 }
 
 static void touch(csip_str s)
 {
-    if (s.p == NULL)
-        return;
-    unsigned char acc = 0;
-    for (size_t i = 0; i < s.len; i++)
-        acc = (unsigned char)(acc ^ (unsigned char)s.p[i]);
-    sink = acc;
+    fuzz_touch(s);
 }
 
 /* What framing found: every message as (offset in the stream, length), and how it ended. */
