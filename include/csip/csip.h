@@ -12,6 +12,7 @@
 #include "csip/addr.h"
 #include "csip/auth.h"
 #include "csip/base.h"
+#include "csip/limiter.h"
 #include "csip/limits.h"
 #include "csip/msg.h"
 #include "csip/registrar.h"
