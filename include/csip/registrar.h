@@ -80,6 +80,10 @@ typedef struct csip_registrar_opts {
     /** NULL-terminated domains served (host part of the AOR, case-insensitive);
         NULL serves every domain. The strings must outlive the registrar. */
     const char *const *domains;
+    /** NULL-terminated other names of this server (its IP addresses, host names),
+        accepted in the Request-URI (§10.3 step 1) but never as an AOR domain;
+        NULL for none. Borrowed like domains. */
+    const char *const *aliases;
     uint32_t min_expires;     /**< 423 below this (default 60) */
     uint32_t default_expires; /**< when neither expires nor Expires is given (default 3600) */
     uint32_t max_expires;     /**< longer requests are shortened to this (default 86400) */

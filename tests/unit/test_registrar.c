@@ -143,7 +143,9 @@ static ts_store store;
 static csip_registrar *new_registrar(void)
 {
     static const char *const domains[] = {"example.com", "Example.ORG", NULL};
+    static const char *const aliases[] = {"192.0.2.7", "Registrar.example.net", NULL};
     csip_registrar_opts o = {.domains = domains,
+                             .aliases = aliases,
                              .min_expires = 60,
                              .default_expires = 3600,
                              .max_expires = 7200,
@@ -189,6 +191,13 @@ static const reg_step steps[] = {
      "Contact: <sip:a@h>\r\n", T0, 404},
     {"ruri domain not served", true, "sip:example.net", NULL, NULL, 1, "Contact: <sip:a@h>\r\n", T0,
      404},
+    /* step 1: the server's own names in the Request-URI, never as an AOR domain */
+    {"ruri alias ip", true, "sip:192.0.2.7:5060", NULL, NULL, 1, "Contact: <sip:a@h>\r\n", T0,
+     200, 1},
+    {"ruri alias name", true, "sip:registrar.EXAMPLE.net", NULL, NULL, 1,
+     "Contact: <sip:a@h>\r\n", T0, 200, 1},
+    {"to alias refused", true, "sip:192.0.2.7", "<sip:alice@192.0.2.7>", NULL, 1,
+     "Contact: <sip:a@h>\r\n", T0, 404},
     {"domain case-insensitive", true, "sip:EXAMPLE.org", "<sip:bob@EXAMPLE.ORG>", NULL, 1,
      "Contact: <sip:b@h>\r\n", T0, 200, 1, {"<sip:b@h>;expires=3600"}},
     /* step 6: expiry, default, header, parameter, maximum */

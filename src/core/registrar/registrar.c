@@ -123,6 +123,15 @@ static bool domain_served(const csip_registrar *r, csip_str host)
     return false;
 }
 
+static bool alias_of(const csip_registrar *r, csip_str host)
+{
+    if (r->opts.aliases)
+        for (const char *const *d = r->opts.aliases; *d; d++)
+            if (csip_str_ieq_c(host, *d))
+                return true;
+    return false;
+}
+
 static csip_str dup_str(csip__arena *a, csip_str s)
 {
     if (!s.p)
@@ -387,7 +396,7 @@ static int handle(csip_registrar *r, const csip_msg *req, int64_t now, csip_msg 
     const csip_uri *ruri;
     if (csip_msg_ruri(req, &ruri) == 0 &&
         (ruri->kind == CSIP_URI_SIP || ruri->kind == CSIP_URI_SIPS) &&
-        !domain_served(r, ruri->host))
+        !domain_served(r, ruri->host) && !alias_of(r, ruri->host))
         return refuse(r, req, 404, "Domain not served here", 0, NULL, out);
     if (!domain_served(r, to->uri.host))
         return refuse(r, req, 404, "Not Found (domain not served here)", 0, NULL, out);
