@@ -92,12 +92,15 @@ CSIP_EXTERN int csip_str_to_u32(csip_str s, uint32_t *out);
     XX(PARSE_CSEQ_MISMATCH, -115, "CSeq method differs from the request method")                 \
     XX(PARSE_NUMBER_RANGE, -116, "number in a header out of range")                              \
     XX(PARSE_NO_END_OF_HEADERS, -117, "header section not terminated")                           \
+    XX(PARSE_SDP, -118, "malformed session description (SDP)")                                   \
     XX(LIMIT_MESSAGE_SIZE, -150, "message larger than the size limit")                           \
     XX(LIMIT_HEADERS, -151, "more headers than the limit")                                       \
     XX(LIMIT_LINE, -152, "header line longer than the limit")                                    \
     XX(LIMIT_VIA, -153, "more Via values than the limit")                                        \
     XX(LIMIT_URI, -154, "URI longer than the limit")                                             \
     XX(LIMIT_VALUES, -155, "more values in a header than the limit")                             \
+    XX(LIMIT_SDP, -156, "session description over a limit (size, lines, media, attributes)")     \
+    XX(SDP_MISMATCH, -200, "SDP answer does not match its offer (RFC 3264)")                     \
     XX(TRANSPORT, -300, "transport error")                                                       \
     XX(DNS, -301, "DNS server failure (timeout, refused or SERVFAIL)")                           \
     XX(NOMEM, -500, "out of memory")                                                             \
