@@ -8,6 +8,7 @@
 #ifndef CSIP_STORE_H
 #define CSIP_STORE_H
 
+#include "csip/auth.h"
 #include "csip/registrar.h"
 
 #ifdef __cplusplus
@@ -75,6 +76,59 @@ CSIP_EXTERN void csip_store_sqlite_location(csip_store_sqlite *s, csip_location_
 CSIP_EXTERN int csip_store_sqlite_sweep(csip_store_sqlite *s, int64_t now, size_t *removed);
 /** The number of bindings held in memory. */
 CSIP_EXTERN size_t csip_store_sqlite_count(const csip_store_sqlite *s);
+
+/* ------------------------------------------------------------------------- */
+/* User accounts for digest authentication                                    */
+
+/**
+ * A SQLite table of user accounts (opaque): per (username, realm) the HA1 of
+ * each base algorithm (MD5, SHA-256, SHA-512-256) and the matching userhash (RFC 7616
+ * §3.4.4). Passwords are never stored. It may share a database file with
+ * the location store (WAL, one connection each).
+ */
+typedef struct csip_userdb csip_userdb;
+/**
+ * Opens (creating when absent) the users table of a database.
+ * @return 0, CSIP_ERR_INVALID_ARG, CSIP_ERR_NOMEM, CSIP_ERR_STORE.
+ * @since 0.1
+ */
+CSIP_EXTERN int csip_userdb_open(const char *path, const csip_mem *mem, csip_userdb **out);
+/** Closes the database (NULL is a no-op). */
+CSIP_EXTERN void csip_userdb_close(csip_userdb *db);
+/**
+ * Adds a user or changes its password: stores H(user:realm:password) for MD5
+ * SHA-256 and SHA-512-256. username and realm are as the client will send them (unescaped).
+ * @return 0, CSIP_ERR_INVALID_ARG (empty or NUL-holding username or realm),
+ *         CSIP_ERR_STORE.
+ */
+CSIP_EXTERN int csip_userdb_put(csip_userdb *db, csip_str username, csip_str realm,
+                                csip_str password);
+/** Removes a user. @return 0, CSIP_ERR_NOT_FOUND, CSIP_ERR_STORE. */
+CSIP_EXTERN int csip_userdb_remove(csip_userdb *db, csip_str username, csip_str realm);
+/**
+ * Calls fn for each user, ordered by realm then username; a non-zero return
+ * from fn stops the walk and is returned.
+ */
+CSIP_EXTERN int csip_userdb_list(csip_userdb *db,
+                                 int (*fn)(void *user_data, csip_str username, csip_str realm),
+                                 void *user_data);
+/** Groups the puts and removes that follow into one transaction (imports). */
+CSIP_EXTERN int csip_userdb_begin(csip_userdb *db);
+CSIP_EXTERN int csip_userdb_commit(csip_userdb *db);
+/**
+ * The lookup for csip_auth_server_verify() (a csip_auth_lookup_fn; user_data
+ * is the csip_userdb). Reads the database at each call, so users added by
+ * another process are seen at once.
+ */
+CSIP_EXTERN int csip_userdb_lookup(void *user_data, csip_str username, bool userhash,
+                                   csip_str realm, csip_auth_alg alg, char *ha1, size_t ha1_cap);
+/**
+ * A random secret of len bytes (1..64) kept in the database: drawn and stored
+ * on first use, the same afterwards. A server keys its nonces with it, so
+ * that nonces it gave out stay valid across a restart.
+ * @return 0, CSIP_ERR_INVALID_ARG, CSIP_ERR_STORE, CSIP_ERR_NOMEM (no randomness).
+ */
+CSIP_EXTERN int csip_userdb_secret(csip_userdb *db, const char *name, uint8_t *key, size_t len);
 
 #ifdef __cplusplus
 }

@@ -89,7 +89,6 @@ static void test_mem(void)
     csip_store_mem_free(m);
 }
 
-
 /* The memory store under a failing allocator: a failed put leaves the store
  * as it was, and nothing leaks. */
 static void test_mem_nomem(void)
@@ -210,8 +209,7 @@ static void test_sqlite_rollback(void)
     EXPECT_EQ(csip_store_sqlite_count(s), 2);
     csip_store_sqlite_close(s);
     /* not a database */
-    EXPECT_EQ(csip_store_sqlite_open("/nonexistent-dir/x.db", 0, NULL, &s),
-              CSIP_ERR_STORE);
+    EXPECT_EQ(csip_store_sqlite_open("/nonexistent-dir/x.db", 0, NULL, &s), CSIP_ERR_STORE);
 }
 
 /* A registrar over the SQLite store: the 200 OK's bindings are on disk. */
@@ -314,6 +312,93 @@ static void test_sqlite_crash(void)
     csip_store_sqlite_close(s);
 }
 
+static int list_cb(void *ud, csip_str user, csip_str realm)
+{
+    char *out = ud;
+    size_t n = strlen(out);
+    snprintf(out + n, 256 - n, "%.*s@%.*s;", (int)user.len, user.p, (int)realm.len, realm.p);
+    return 0;
+}
+
+static void test_userdb(void)
+{
+    fresh_db("users");
+    csip_userdb *u = NULL;
+    ASSERT_OK(csip_userdb_open(dbpath, NULL, &u));
+    ASSERT_OK(csip_userdb_put(u, CSIP_STR("bob"), CSIP_STR("b.example"), CSIP_STR("pw1")));
+    ASSERT_OK(csip_userdb_put(u, CSIP_STR("alice"), CSIP_STR("b.example"), CSIP_STR("x")));
+    ASSERT_OK(csip_userdb_put(u, CSIP_STR("zed"), CSIP_STR("a.example"), CSIP_STR("y")));
+    /* a second put changes the password */
+    ASSERT_OK(csip_userdb_put(u, CSIP_STR("alice"), CSIP_STR("b.example"), CSIP_STR("secret")));
+    /* the stored HA1 of each algorithm, by name and by userhash */
+    static const csip_auth_alg algs[] = {CSIP_AUTH_ALG_MD5, CSIP_AUTH_ALG_SHA256_SESS,
+                                         CSIP_AUTH_ALG_SHA512_256};
+    for (size_t i = 0; i < 3; i++) {
+        char want[CSIP_AUTH_HEX_MAX], got[CSIP_AUTH_HEX_MAX], uh[CSIP_AUTH_HEX_MAX];
+        ASSERT_OK(csip_auth_ha1(csip_auth_alg_base(algs[i]), CSIP_STR("alice"),
+                                CSIP_STR("b.example"), CSIP_STR("secret"), want));
+        ASSERT_OK(csip_userdb_lookup(u, CSIP_STR("alice"), false, CSIP_STR("b.example"), algs[i],
+                                     got, sizeof got));
+        EXPECT_TRUE(strcmp(want, got) == 0);
+        ASSERT_OK(csip_auth_userhash(csip_auth_alg_base(algs[i]), CSIP_STR("alice"),
+                                     CSIP_STR("b.example"), uh));
+        memset(got, 0, sizeof got);
+        ASSERT_OK(csip_userdb_lookup(u, csip_str_c(uh), true, CSIP_STR("b.example"), algs[i], got,
+                                     sizeof got));
+        EXPECT_TRUE(strcmp(want, got) == 0);
+    }
+    char ha1[CSIP_AUTH_HEX_MAX];
+    /* another realm, an unknown user, a small buffer */
+    EXPECT_EQ(csip_userdb_lookup(u, CSIP_STR("alice"), false, CSIP_STR("a.example"),
+                                 CSIP_AUTH_ALG_MD5, ha1, sizeof ha1),
+              CSIP_ERR_NOT_FOUND);
+    EXPECT_EQ(csip_userdb_lookup(u, CSIP_STR("carol"), false, CSIP_STR("b.example"),
+                                 CSIP_AUTH_ALG_MD5, ha1, sizeof ha1),
+              CSIP_ERR_NOT_FOUND);
+    EXPECT_EQ(csip_userdb_lookup(u, CSIP_STR("alice"), false, CSIP_STR("b.example"),
+                                 CSIP_AUTH_ALG_MD5, ha1, 10),
+              CSIP_ERR_INVALID_ARG);
+    /* bad names are refused */
+    EXPECT_EQ(csip_userdb_put(u, CSIP_STR(""), CSIP_STR("b.example"), CSIP_STR("x")),
+              CSIP_ERR_INVALID_ARG);
+    EXPECT_EQ(csip_userdb_put(u, (csip_str){"a\0b", 3}, CSIP_STR("b.example"), CSIP_STR("x")),
+              CSIP_ERR_INVALID_ARG);
+    /* the list, ordered by realm then user */
+    char list[256] = "";
+    ASSERT_OK(csip_userdb_list(u, list_cb, list));
+    EXPECT_TRUE(strcmp(list, "zed@a.example;alice@b.example;bob@b.example;") == 0);
+    /* removal */
+    ASSERT_OK(csip_userdb_remove(u, CSIP_STR("bob"), CSIP_STR("b.example")));
+    EXPECT_EQ(csip_userdb_remove(u, CSIP_STR("bob"), CSIP_STR("b.example")), CSIP_ERR_NOT_FOUND);
+    /* a grouped import */
+    ASSERT_OK(csip_userdb_begin(u));
+    char name[16];
+    for (int i = 0; i < 100; i++) {
+        int n = snprintf(name, sizeof name, "u%d", i);
+        ASSERT_OK(
+            csip_userdb_put(u, (csip_str){name, (size_t)n}, CSIP_STR("c.example"), CSIP_STR("p")));
+    }
+    ASSERT_OK(csip_userdb_commit(u));
+    EXPECT_OK(csip_userdb_lookup(u, CSIP_STR("u99"), false, CSIP_STR("c.example"),
+                                 CSIP_AUTH_ALG_SHA256, ha1, sizeof ha1));
+    /* the secret: drawn once, the same after a reopen */
+    uint8_t k1[32], k2[32], k3[32];
+    ASSERT_OK(csip_userdb_secret(u, "nonce", k1, sizeof k1));
+    ASSERT_OK(csip_userdb_secret(u, "other", k3, sizeof k3));
+    csip_userdb_close(u);
+    ASSERT_OK(csip_userdb_open(dbpath, NULL, &u));
+    ASSERT_OK(csip_userdb_secret(u, "nonce", k2, sizeof k2));
+    EXPECT_TRUE(memcmp(k1, k2, sizeof k1) == 0);
+    EXPECT_TRUE(memcmp(k1, k3, sizeof k1) != 0);
+    EXPECT_EQ(csip_userdb_secret(u, "nonce", k2, 16), CSIP_ERR_STORE); /* another length */
+    EXPECT_EQ(csip_userdb_secret(u, "nonce", k2, 0), CSIP_ERR_INVALID_ARG);
+    /* the users survived the reopen */
+    EXPECT_OK(csip_userdb_lookup(u, CSIP_STR("zed"), false, CSIP_STR("a.example"),
+                                 CSIP_AUTH_ALG_MD5, ha1, sizeof ha1));
+    csip_userdb_close(u);
+    csip_userdb_close(NULL);
+}
+
 int main(int argc, char **argv)
 {
     if (!mkdtemp(dir)) {
@@ -327,10 +412,11 @@ int main(int argc, char **argv)
         CHECK_TEST(test_sqlite_rollback),
         CHECK_TEST(test_registrar_sqlite),
         CHECK_TEST(test_sqlite_crash),
+        CHECK_TEST(test_userdb),
     };
     int rc = check_run(tests, sizeof tests / sizeof tests[0], argc, argv);
-    const char *names[] = {"reopen", "rollback", "registrar", "crash"};
-    for (size_t i = 0; i < 4; i++)
+    const char *names[] = {"reopen", "rollback", "registrar", "crash", "users"};
+    for (size_t i = 0; i < 5; i++)
         fresh_db(names[i]);
     rmdir(dir);
     return rc;

@@ -2,8 +2,9 @@
  * The failure limiter (csip/limiter.h): a set-associative table of
  * (hash, theoretical arrival time) pairs.
  */
-#include "base/base_int.h"
 #include "csip/limiter.h"
+
+#include "base/base_int.h"
 
 #include <openssl/rand.h>
 #include <string.h>
