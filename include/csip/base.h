@@ -100,6 +100,8 @@ CSIP_EXTERN int csip_str_to_u32(csip_str s, uint32_t *out);
     XX(LIMIT_URI, -154, "URI longer than the limit")                                             \
     XX(LIMIT_VALUES, -155, "more values in a header than the limit")                             \
     XX(LIMIT_SDP, -156, "session description over a limit (size, lines, media, attributes)")     \
+    XX(LIMIT_DIALOGS, -157, "more dialogs than the limit")                                       \
+    XX(LIMIT_DIALOG_SIZE, -158, "dialog state larger than the limit")                            \
     XX(SDP_MISMATCH, -200, "SDP answer does not match its offer (RFC 3264)")                     \
     XX(TRANSPORT, -300, "transport error")                                                       \
     XX(DNS, -301, "DNS server failure (timeout, refused or SERVFAIL)")                           \
