@@ -462,6 +462,20 @@ static void test_request_new(void)
     EXPECT_STR(csip_msg_body(m), "hi");
     EXPECT_TRUE(csip_msg_hdr_find(m, CSIP_HDR_SUBJECT) != NULL);
     csip_msg_free(m);
+    /* Out of memory is CSIP_ERR_NOMEM at every allocation, not a bad spec. */
+    bool built = false;
+    for (int n = 1; n < 50 && !built; n++) {
+        check_failmem f;
+        check_failmem_init(&f, n);
+        int rc = csip_request_new(&s, &f.mem, &m);
+        if (rc == 0)
+            built = true;
+        else
+            EXPECT_EQ(rc, CSIP_ERR_NOMEM);
+        csip_msg_free(m);
+        EXPECT_EQ(f.live, 0);
+    }
+    EXPECT_TRUE(built);
     s.to = CSIP_STR("<sip:bob@example.com>\r\nX: injected");
     EXPECT_EQ(csip_request_new(&s, NULL, &m), CSIP_ERR_INVALID_ARG);
 }

@@ -405,7 +405,8 @@ int csip_request_new(const csip_request_spec *s, const csip_mem *mem, csip_msg *
     if (rc < 0) {
         csip_msg_free(*outp);
         *outp = NULL;
-        return CSIP_ERR_INVALID_ARG;
+        /* Out of memory while parsing is not a bad spec. */
+        return rc == CSIP_ERR_NOMEM ? rc : CSIP_ERR_INVALID_ARG;
     }
     return 0;
 }
