@@ -1,0 +1,157 @@
+/*
+ * The csip tool: what the network commands (options, register, and the ones
+ * to come) share. A command owns a uv loop and a `ua`; the ua opens an
+ * endpoint bound to the local address that reaches a target, sends requests
+ * through client transactions and prints every message as one line (in full
+ * with -v). `ua_locate` turns a URI into the targets to try (RFC 3263).
+ *
+ * Line format, for requests and responses:
+ *   --> REGISTER sip:example.com (UDP 192.0.2.1:5060) Call-ID 1a2b3c4d
+ *   <-- 200 OK (UDP 192.0.2.1:5060) Call-ID 1a2b3c4d
+ * with " CSeq N" before "Call-ID" when the command asks for it.
+ *
+ * Define _DEFAULT_SOURCE before any include in a file that includes this one
+ * (uv.h needs the POSIX types).
+ */
+#ifndef CSIP_APP_UA_H
+#define CSIP_APP_UA_H
+
+#include "csip/csip.h"
+#include "csip/dns.h"
+#include "csip/net.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define UA_MAX_TARGETS 16
+#define UA_DEFAULT_TIMEOUT_MS 32000u
+
+/* Options every network command takes. */
+typedef struct ua_opts {
+    int transport;       /* --transport: csip_transport, -1 when not given */
+    uint64_t timeout_ms; /* --timeout */
+    const char *ca_file; /* --ca-file */
+    bool insecure;       /* --insecure */
+    bool verbose;        /* -v */
+} ua_opts;
+
+/* Defaults: no transport, UA_DEFAULT_TIMEOUT_MS, system trust anchors. */
+void ua_opts_init(ua_opts *o);
+
+/*
+ * Reads one common option at argv[*i] (advancing *i past its value).
+ * @return 1 when it was one, 0 when it is not a common option, -1 for a bad
+ *         value (the message, prefixed with cmd, is on stderr).
+ */
+int ua_opts_parse(ua_opts *o, const char *cmd, int argc, char **argv, int *i);
+
+/* "0.5", "3", "10.25" seconds (below 100000) to milliseconds; false when
+ * malformed or zero. */
+bool ua_parse_seconds(const char *s, uint64_t *ms);
+
+/* Writes n random characters of [0-9a-z] (from RAND_bytes) and a NUL. */
+void ua_random_token(char *out, size_t n);
+
+/* Writes the message bytes, then an empty line. */
+void ua_print_raw(const char *p, size_t n);
+
+/* ------------------------------------------------------------------------- */
+/* Locating the server (RFC 3263) */
+
+typedef struct ua_locate {
+    csip_target targets[UA_MAX_TARGETS];
+    size_t n, next; /* targets found, next to try */
+    int transport;  /* the transport decided from the options and the URI, -1: DNS decides */
+    csip_uri uri;   /* copied view: the text must outlive the locate */
+    csip_resolver *resolver;
+    void (*done)(void *user_data, int status);
+    void *user_data;
+} ua_locate;
+
+/*
+ * Decides the transport for uri (forced, else the URI's transport parameter,
+ * else TLS for sips) and, for an IP literal or "localhost" (loopback, RFC
+ * 6761 §6.3), the one target (n = 1). Other hosts need ua_locate_start().
+ * @return 0, or CLI_EXIT_USAGE with the message on stderr.
+ */
+int ua_locate_init(ua_locate *l, const char *cmd, const csip_uri *uri, int forced_tp);
+
+/*
+ * Starts RFC 3263 location of the URI; done(user_data, status) runs later from
+ * the loop, with l->targets filled when status is 0 (the forced transport,
+ * if any, applied). @return 0, or a csip_err (done will not run).
+ */
+int ua_locate_start(ua_locate *l, uv_loop_t *loop, void (*done)(void *user_data, int status),
+                    void *user_data);
+
+/* Frees the resolver, if any (run the loop once more before closing it). */
+void ua_locate_free(ua_locate *l);
+
+/* ------------------------------------------------------------------------- */
+/* The user agent: endpoint, requests, printing */
+
+typedef struct ua {
+    uv_loop_t *loop;
+    const char *cmd; /* "csip options": prefix of error messages */
+    const ua_opts *opts;
+    bool show_cseq; /* add " CSeq N" to each line */
+
+    csip_endpoint *ep;
+    csip_target target;  /* where requests go */
+    char local_host[64]; /* the local IP as in a URI ("192.0.2.1", "[2001:db8::1]") */
+    uint16_t local_port; /* our listening port for the target's transport */
+    char peer[80];       /* "UDP 192.0.2.1:5060" */
+
+    char *sent; /* the last request sent, as printed (for -v of its retransmissions) */
+    size_t sent_len;
+    char sent_line[400]; /* its one-line form */
+    uint64_t seen_retrans, seen_received;
+    uv_check_t check; /* prints retransmissions and absorbed responses */
+} ua;
+
+/* Sets the ua up on loop (starts its check handle). */
+void ua_init(ua *u, uv_loop_t *loop, const char *cmd, const ua_opts *opts);
+
+/*
+ * Opens an endpoint (UDP and TCP, any port) on the local address that reaches
+ * t (loopback for loopback), with callbacks cb and user_data, and makes t the
+ * target. Closes the previous endpoint, if any.
+ * @return 0; 1 when no local address reaches t; 2 when the sockets cannot be
+ *         opened (message on stderr).
+ */
+int ua_open(ua *u, const csip_target *t, const csip_txn_callbacks *cb, void *user_data);
+
+/* Frees the endpoint (not from inside its callbacks) and the copy of the last request. */
+void ua_close(ua *u);
+
+/* Closes the endpoint and the check handle: the loop can then end. */
+void ua_shutdown(ua *u);
+
+/* The Via value for a new request to the target, with a fresh branch, into out. */
+int ua_via(const ua *u, char *out, size_t cap);
+
+/* The transport of the target, lowercase ("udp"), for URI parameters. */
+const char *ua_transport_param(const ua *u);
+
+/*
+ * Prints req as one line (note appended when not NULL) and in full with -v,
+ * then sends it in a new client transaction (req transferred) to the target.
+ * @return 0, or a csip_err (the message is on stderr; req freed).
+ */
+int ua_send(ua *u, csip_msg *req, const char *note, void *txn_user_data, csip_txn **out);
+
+/*
+ * Prints a response line for on_response: resp (borrowed) or, when NULL, the
+ * status the transaction layer made up (408 timeout, 503 transport error).
+ */
+void ua_print_response(ua *u, const csip_msg *resp, int status);
+
+/* Prints the retransmissions and absorbed responses not printed yet. */
+void ua_sync(ua *u);
+
+/* For the on_request of commands that take no request: prints it and answers
+ * 200 to OPTIONS, 481 to CANCEL (it matches nothing of ours), 480 to the rest
+ * (nothing to an ACK, st NULL). */
+void ua_answer_request(ua *u, csip_txn *st, const csip_msg *req, const csip_addr *src);
+
+#endif
