@@ -23,5 +23,7 @@ int cmd_parse(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 /* csip options URI [--transport udp|tcp|tls] [--timeout S] [--ca-file F] [--insecure] [-v] */
 int cmd_options(int argc, char **argv);
+/* csip register AOR [--user U] [--password P] [--expires N] [--registrar URI] [--once] … */
+int cmd_register(int argc, char **argv);
 
 #endif

@@ -24,6 +24,9 @@ static const cli_command commands[] = {
 #ifdef CSIP_TOOL_NET
     {"options", cmd_options, "URI [--transport udp|tcp|tls] [--timeout S] [-v]",
      "send OPTIONS to URI and print the messages and the final response"},
+    {"register", cmd_register,
+     "AOR [--user U] [--password P] [--expires N] [--registrar URI] [--once] [-v]",
+     "register AOR, refresh it, and unregister on Ctrl-C (--once: register and exit)"},
 #endif
     {"help", cmd_help, "", "show this help"},
 };
@@ -36,11 +39,11 @@ static void usage(FILE *f)
                "commands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
         if (commands[i].synopsis[0] != '\0') {
-            fprintf(f, "  %-7s %s\n", commands[i].name, commands[i].synopsis);
+            fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].synopsis);
         } else {
             fprintf(f, "  %s\n", commands[i].name);
         }
-        fprintf(f, "          %s\n", commands[i].summary);
+        fprintf(f, "           %s\n", commands[i].summary);
     }
     fprintf(f, "\n"
                "exit status: 0 success, 1 message rejected (parse), 2 usage or I/O error\n"
