@@ -45,6 +45,9 @@ void csipd_usage(FILE *f)
                "      --fail-burst N      failed authentications allowed at once per source and\n"
                "                          per user (default 10), then one per\n"
                "      --fail-interval MS  (default 3000); beyond: 503 with Retry-After\n"
+               "      --group-commit MS   REGISTERs arriving within MS share one database commit;\n"
+               "                          their responses wait for it (default 2; 0 = those read\n"
+               "                          in one loop iteration)\n"
                "      --max-txns N        live transactions (default 65536)\n"
                "  -h, --help\n");
 }
@@ -161,6 +164,8 @@ static bool set_key(csipd_config *c, list_state *ls, const char *key, const char
         c->fail_burst = parse_u32(key, v, 1, 1000000);
     else if (strcmp(key, "fail-interval") == 0)
         c->fail_interval_ms = parse_u32(key, v, 1, 3600000);
+    else if (strcmp(key, "group-commit") == 0)
+        c->group_commit_ms = parse_u32(key, v, 0, 1000);
     else if (strcmp(key, "max-txns") == 0)
         c->max_txns = parse_u32(key, v, 1, 1u << 24);
     else
@@ -230,6 +235,7 @@ void csipd_config_load(csipd_config *c, int argc, char **argv, int *rest)
     c->log_level = LOG_INFO;
     c->auth = true;
     c->nonce_lifetime = 300;
+    c->group_commit_ms = 2;
     c->auth_algs[0] = CSIP_AUTH_ALG_SHA256;
     c->auth_algs[1] = CSIP_AUTH_ALG_MD5;
     c->n_auth_algs = 2;

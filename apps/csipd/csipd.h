@@ -27,7 +27,7 @@ typedef struct csipd_config {
     uint32_t nonce_lifetime;
     uint32_t min_expires, max_expires, default_expires, max_bindings;
     uint32_t fail_burst, fail_interval_ms;
-    uint32_t sweep_interval;
+    uint32_t group_commit_ms; /* REGISTERs committed together within this window */
     uint32_t max_txns;
 } csipd_config;
 

@@ -24,6 +24,12 @@
 #define MAX_ALIASES 48
 #define CHALLENGE_MAX 512
 #define SECRET_LEN 32
+#define GROUP_MAX 512 /* REGISTERs per group commit at most */
+
+typedef struct held {
+    csip_txn *st;
+    csip_msg *resp;
+} held;
 
 typedef struct server {
     const csipd_config *cfg;
@@ -36,8 +42,12 @@ typedef struct server {
     csip_limiter *lim;
     uv_signal_t sigint, sigterm;
     uv_timer_t sweep;
+    uv_timer_t group_timer; /* ends a group commit window */
+    uv_check_t group_check; /* ends a group at the end of a loop iteration (window 0) */
+    held group[GROUP_MAX];  /* responses waiting for the group's commit */
+    size_t n_group;
     const char *aliases[MAX_ALIASES + 1];
-    char alias_buf[MAX_ALIASES][64];
+    char alias_buf[MAX_ALIASES][256];
     size_t n_aliases;
     char tag_prefix[9];
     uint64_t tag_seq;
@@ -272,6 +282,41 @@ static bool authenticate(server *s, csip_txn *st, const csip_msg *req, const csi
     return true;
 }
 
+/* Commits the open group, then sends the responses it held: the 200s only
+ * once their bindings are on disk, 500s if the commit failed. */
+static void group_flush(server *s)
+{
+    if (!csip_store_sqlite_in_group(s->store))
+        return;
+    uv_timer_stop(&s->group_timer);
+    int rc = csip_store_sqlite_group_commit(s->store);
+    if (rc)
+        csipd_log(LOG_ERROR, "committing %zu registrations: %s", s->n_group, csip_strerror(rc));
+    size_t n = s->n_group;
+    s->n_group = 0;
+    for (size_t i = 0; i < n; i++) {
+        held *h = &s->group[i];
+        if (rc == 0) {
+            respond(s, h->st, h->resp, NULL);
+        } else {
+            csip_msg_free(h->resp);
+            respond_simple(s, h->st, 500, "Location Database Failure", "group commit failed");
+        }
+    }
+}
+
+static void on_group_timer(uv_timer_t *t)
+{
+    group_flush(t->data);
+}
+
+static void on_group_check(uv_check_t *c)
+{
+    server *s = c->data;
+    if (s->cfg->group_commit_ms == 0)
+        group_flush(s);
+}
+
 static void on_register(server *s, csip_txn *st, const csip_msg *req, const csip_addr *src)
 {
     const csip_nameaddr *to;
@@ -282,6 +327,10 @@ static void on_register(server *s, csip_txn *st, const csip_msg *req, const csip
         (to->uri.kind == CSIP_URI_SIP || to->uri.kind == CSIP_URI_SIPS) &&
         domain_index(s, to->uri.host, &dom) && !authenticate(s, st, req, src, to, dom))
         return;
+    /* The first REGISTER of a window opens a group commit. */
+    if (!csip_store_sqlite_in_group(s->store) && csip_store_sqlite_group_begin(s->store) == 0 &&
+        s->cfg->group_commit_ms)
+        uv_timer_start(&s->group_timer, on_group_timer, s->cfg->group_commit_ms, 0);
     csip_msg *resp = NULL;
     int rc = csip_registrar_handle(s->reg, req, wall_s(), &resp);
     if (rc != 0) {
@@ -289,7 +338,14 @@ static void on_register(server *s, csip_txn *st, const csip_msg *req, const csip
         respond_simple(s, st, 500, NULL, "registrar failure");
         return;
     }
-    respond(s, st, resp, NULL);
+    if (!csip_store_sqlite_in_group(s->store)) {
+        respond(s, st, resp, NULL);
+        return;
+    }
+    s->group[s->n_group].st = st;
+    s->group[s->n_group++].resp = resp;
+    if (s->n_group == GROUP_MAX)
+        group_flush(s);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -354,6 +410,7 @@ static void on_request(csip_txn_layer *layer, csip_txn *st, const csip_msg *req,
 static void on_sweep(uv_timer_t *t)
 {
     server *s = t->data;
+    group_flush(s);
     size_t n = 0;
     int rc = csip_store_sqlite_sweep(s->store, wall_s(), &n);
     if (rc)
@@ -376,12 +433,13 @@ static void on_signal(uv_signal_t *h, int signum)
  * the loopback addresses (its actual addresses are not enumerated). */
 static void add_alias(server *s, const char *name)
 {
-    if (s->n_aliases >= MAX_ALIASES)
+    size_t len = strlen(name);
+    if (s->n_aliases >= MAX_ALIASES || len >= sizeof s->alias_buf[0])
         return;
     for (size_t i = 0; i < s->n_aliases; i++)
         if (strcmp(s->aliases[i], name) == 0)
             return;
-    snprintf(s->alias_buf[s->n_aliases], sizeof s->alias_buf[0], "%s", name);
+    memcpy(s->alias_buf[s->n_aliases], name, len + 1);
     s->aliases[s->n_aliases] = s->alias_buf[s->n_aliases];
     s->n_aliases++;
     s->aliases[s->n_aliases] = NULL;
@@ -532,6 +590,11 @@ int csipd_serve(const csipd_config *cfg)
     uv_timer_init(&s->loop, &s->sweep);
     s->sweep.data = s;
     uv_timer_start(&s->sweep, on_sweep, 0, 30000);
+    uv_timer_init(&s->loop, &s->group_timer);
+    s->group_timer.data = s;
+    uv_check_init(&s->loop, &s->group_check);
+    s->group_check.data = s;
+    uv_check_start(&s->group_check, on_group_check);
     uv_signal_init(&s->loop, &s->sigint);
     uv_signal_init(&s->loop, &s->sigterm);
     s->sigint.data = s->sigterm.data = s;
@@ -541,6 +604,7 @@ int csipd_serve(const csipd_config *cfg)
     log_ready(s);
 
     uv_run(&s->loop, UV_RUN_DEFAULT);
+    group_flush(s);
     status = s->stopping ? 0 : 1;
     csipd_log(LOG_INFO, "stopped after %llu requests; %zu bindings kept in %s",
               (unsigned long long)s->requests, csip_store_sqlite_count(s->store), cfg->db);
@@ -548,8 +612,11 @@ int csipd_serve(const csipd_config *cfg)
 out:
     if (s->ep)
         csip_endpoint_free(s->ep);
-    if (uv_is_active((uv_handle_t *)&s->sweep) || s->sweep.data)
+    if (s->sweep.data) {
         uv_close((uv_handle_t *)&s->sweep, NULL);
+        uv_close((uv_handle_t *)&s->group_timer, NULL);
+        uv_close((uv_handle_t *)&s->group_check, NULL);
+    }
     if (s->sigint.data) {
         uv_close((uv_handle_t *)&s->sigint, NULL);
         uv_close((uv_handle_t *)&s->sigterm, NULL);

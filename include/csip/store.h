@@ -74,6 +74,26 @@ CSIP_EXTERN void csip_store_sqlite_location(csip_store_sqlite *s, csip_location_
  * @return 0, CSIP_ERR_STORE.
  */
 CSIP_EXTERN int csip_store_sqlite_sweep(csip_store_sqlite *s, int64_t now, size_t *removed);
+/**
+ * Group commit: the changes of every REGISTER handled until
+ * csip_store_sqlite_group_commit() go into one database transaction (each
+ * AOR's update a savepoint inside it, still all or none). A server holds the
+ * responses of the group and sends them once the group is committed, so a
+ * binding is still on disk before its 200 OK, at one commit per group
+ * instead of one per REGISTER.
+ * @return 0, CSIP_ERR_INVALID_ARG (a group or an AOR update already open),
+ *         CSIP_ERR_STORE.
+ */
+CSIP_EXTERN int csip_store_sqlite_group_begin(csip_store_sqlite *s);
+/**
+ * Commits the group. On failure nothing of the group is on disk, memory is
+ * made to agree (every AOR it touched is reloaded from the database), and
+ * CSIP_ERR_STORE is returned: the held responses must not be sent (answer
+ * 500 instead).
+ */
+CSIP_EXTERN int csip_store_sqlite_group_commit(csip_store_sqlite *s);
+/** True between csip_store_sqlite_group_begin() and the group's commit. */
+CSIP_EXTERN bool csip_store_sqlite_in_group(const csip_store_sqlite *s);
 /** The number of bindings held in memory. */
 CSIP_EXTERN size_t csip_store_sqlite_count(const csip_store_sqlite *s);
 

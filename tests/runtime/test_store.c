@@ -312,6 +312,64 @@ static void test_sqlite_crash(void)
     csip_store_sqlite_close(s);
 }
 
+static void test_sqlite_group(void)
+{
+    fresh_db("group");
+    csip_store_sqlite *s;
+    ASSERT_OK(csip_store_sqlite_open(dbpath, 0, NULL, &s));
+    csip_location_store ls;
+    csip_store_sqlite_location(s, &ls);
+    csip_binding b1 = mk("sip:a@example.com", "sip:a1@h", 9000, 1);
+    csip_binding b2 = mk("sip:b@example.com", "sip:b1@h", 9000, 1);
+    csip_binding b3 = mk("sip:c@example.com", "sip:c1@h", 9000, 1);
+    EXPECT_FALSE(csip_store_sqlite_in_group(s));
+    EXPECT_EQ(csip_store_sqlite_group_commit(s), CSIP_ERR_INVALID_ARG);
+    ASSERT_OK(csip_store_sqlite_group_begin(s));
+    EXPECT_TRUE(csip_store_sqlite_in_group(s));
+    EXPECT_EQ(csip_store_sqlite_group_begin(s), CSIP_ERR_INVALID_ARG);
+    /* three AOR updates: the first and the third commit, the second rolls back */
+    ASSERT_OK(ls.begin(ls.user_data, b1.aor));
+    ASSERT_OK(ls.put(ls.user_data, &b1));
+    ASSERT_OK(ls.commit(ls.user_data));
+    ASSERT_OK(ls.begin(ls.user_data, b2.aor));
+    ASSERT_OK(ls.put(ls.user_data, &b2));
+    ls.rollback(ls.user_data);
+    EXPECT_TRUE(find(&ls, "sip:b@example.com", "sip:b1@h") == NULL);
+    ASSERT_OK(ls.begin(ls.user_data, b3.aor));
+    ASSERT_OK(ls.put(ls.user_data, &b3));
+    ASSERT_OK(ls.commit(ls.user_data));
+    /* before the group's commit, another connection sees none of it */
+    csip_store_sqlite *other;
+    ASSERT_OK(csip_store_sqlite_open(dbpath, 0, NULL, &other));
+    EXPECT_EQ(csip_store_sqlite_count(other), 0);
+    csip_store_sqlite_close(other);
+    ASSERT_OK(csip_store_sqlite_group_commit(s));
+    EXPECT_FALSE(csip_store_sqlite_in_group(s));
+    EXPECT_EQ(csip_store_sqlite_count(s), 2);
+    /* an update outside a group commits by itself, as before */
+    csip_binding b4 = mk("sip:d@example.com", "sip:d1@h", 9000, 1);
+    ASSERT_OK(ls.begin(ls.user_data, b4.aor));
+    ASSERT_OK(ls.put(ls.user_data, &b4));
+    ASSERT_OK(ls.commit(ls.user_data));
+    csip_store_sqlite_close(s);
+    ASSERT_OK(csip_store_sqlite_open(dbpath, 0, NULL, &s));
+    csip_store_sqlite_location(s, &ls);
+    EXPECT_EQ(csip_store_sqlite_count(s), 3);
+    EXPECT_TRUE(find(&ls, "sip:a@example.com", "sip:a1@h") != NULL);
+    EXPECT_TRUE(find(&ls, "sip:b@example.com", "sip:b1@h") == NULL);
+    EXPECT_TRUE(find(&ls, "sip:c@example.com", "sip:c1@h") != NULL);
+    /* a group left open at close is committed, not lost */
+    ASSERT_OK(csip_store_sqlite_group_begin(s));
+    csip_binding b5 = mk("sip:e@example.com", "sip:e1@h", 9000, 1);
+    ASSERT_OK(ls.begin(ls.user_data, b5.aor));
+    ASSERT_OK(ls.put(ls.user_data, &b5));
+    ASSERT_OK(ls.commit(ls.user_data));
+    csip_store_sqlite_close(s);
+    ASSERT_OK(csip_store_sqlite_open(dbpath, 0, NULL, &s));
+    EXPECT_EQ(csip_store_sqlite_count(s), 4);
+    csip_store_sqlite_close(s);
+}
+
 static int list_cb(void *ud, csip_str user, csip_str realm)
 {
     char *out = ud;
@@ -413,10 +471,11 @@ int main(int argc, char **argv)
         CHECK_TEST(test_registrar_sqlite),
         CHECK_TEST(test_sqlite_crash),
         CHECK_TEST(test_userdb),
+        CHECK_TEST(test_sqlite_group),
     };
     int rc = check_run(tests, sizeof tests / sizeof tests[0], argc, argv);
-    const char *names[] = {"reopen", "rollback", "registrar", "crash", "users"};
-    for (size_t i = 0; i < 5; i++)
+    const char *names[] = {"reopen", "rollback", "registrar", "crash", "users", "group"};
+    for (size_t i = 0; i < 6; i++)
         fresh_db(names[i]);
     rmdir(dir);
     return rc;

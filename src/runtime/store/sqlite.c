@@ -16,7 +16,20 @@
 #include <sqlite3.h>
 #include <string.h>
 
-enum { ST_PUT, ST_DEL, ST_DEL_ALL, ST_SEL_AOR, ST_SWEEP, ST__COUNT };
+enum {
+    ST_PUT,
+    ST_DEL,
+    ST_DEL_ALL,
+    ST_SEL_AOR,
+    ST_SWEEP,
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_SAVEPOINT,
+    ST_RELEASE,
+    ST_ROLLBACK_TO,
+    ST__COUNT
+};
 
 static const char *const st_sql[ST__COUNT] = {
     "INSERT OR REPLACE INTO location(aor, contact, params, path, call_id, cseq, q, expires_at)"
@@ -26,6 +39,12 @@ static const char *const st_sql[ST__COUNT] = {
     "SELECT aor, contact, params, path, call_id, cseq, q, expires_at FROM location"
     " WHERE aor = ?1",
     "DELETE FROM location WHERE expires_at <= ?1",
+    "BEGIN IMMEDIATE",
+    "COMMIT",
+    "ROLLBACK",
+    "SAVEPOINT aor",
+    "RELEASE aor",
+    "ROLLBACK TO aor",
 };
 
 static const char schema[] =
@@ -44,6 +63,13 @@ struct csip_store_sqlite {
     bool in_txn;
     char *txn_aor; /* the AOR of the open transaction, reloaded on rollback */
     size_t txn_aor_len;
+    /* A group commit: one database transaction around many AOR updates, each
+     * of them a savepoint. The AORs touched are kept to reload them from the
+     * database if the group's commit fails. */
+    bool in_group;
+    char **group_aor;
+    size_t *group_aor_len;
+    size_t n_group, cap_group;
 };
 
 #define DB_FAIL CSIP_ERR_STORE
@@ -147,6 +173,55 @@ static int sq_remove_all(void *ud, csip_str aor)
     return s->mops.remove_all(s->mops.user_data, aor);
 }
 
+/* Makes memory agree with the database for one AOR. */
+static void reload_aor(csip_store_sqlite *s, csip_str aor)
+{
+    s->mops.remove_all(s->mops.user_data, aor);
+    sqlite3_stmt *st = s->st[ST_SEL_AOR];
+    bind_str(st, 1, aor);
+    (void)load_rows(s, st);
+}
+
+static void group_clear(csip_store_sqlite *s)
+{
+    for (size_t i = 0; i < s->n_group; i++)
+        csip__free(s->mem, s->group_aor[i]);
+    s->n_group = 0;
+    s->in_group = false;
+}
+
+int csip_store_sqlite_group_begin(csip_store_sqlite *s)
+{
+    if (!s || s->in_group || s->in_txn)
+        return CSIP_ERR_INVALID_ARG;
+    if (run(s->st[ST_BEGIN]) != 0)
+        return DB_FAIL;
+    s->in_group = true;
+    return 0;
+}
+
+int csip_store_sqlite_group_commit(csip_store_sqlite *s)
+{
+    if (!s || !s->in_group || s->in_txn)
+        return CSIP_ERR_INVALID_ARG;
+    if (run(s->st[ST_COMMIT]) == 0) {
+        group_clear(s);
+        return 0;
+    }
+    /* Nothing of the group is on disk: undo it in memory as well. */
+    if (sqlite3_get_autocommit(s->db) == 0)
+        (void)run(s->st[ST_ROLLBACK]);
+    for (size_t i = 0; i < s->n_group; i++)
+        reload_aor(s, (csip_str){s->group_aor[i], s->group_aor_len[i]});
+    group_clear(s);
+    return DB_FAIL;
+}
+
+bool csip_store_sqlite_in_group(const csip_store_sqlite *s)
+{
+    return s && s->in_group;
+}
+
 static int sq_begin(void *ud, csip_str aor)
 {
     csip_store_sqlite *s = ud;
@@ -156,7 +231,7 @@ static int sq_begin(void *ud, csip_str aor)
     if (!copy)
         return CSIP_ERR_NOMEM;
     memcpy(copy, aor.p, aor.len);
-    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+    if (run(s->st[s->in_group ? ST_SAVEPOINT : ST_BEGIN]) != 0) {
         csip__free(s->mem, copy);
         return DB_FAIL;
     }
@@ -178,7 +253,29 @@ static int sq_commit(void *ud)
     csip_store_sqlite *s = ud;
     if (!s->in_txn)
         return CSIP_ERR_INVALID_ARG;
-    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+    if (s->in_group) {
+        /* the group keeps the AOR to reload it if the group's commit fails */
+        if (s->n_group == s->cap_group) {
+            size_t cap = s->cap_group ? s->cap_group * 2 : 64;
+            char **a = csip__realloc(s->mem, s->group_aor, cap * sizeof *a);
+            if (!a)
+                return CSIP_ERR_NOMEM;
+            s->group_aor = a;
+            size_t *l = csip__realloc(s->mem, s->group_aor_len, cap * sizeof *l);
+            if (!l)
+                return CSIP_ERR_NOMEM;
+            s->group_aor_len = l;
+            s->cap_group = cap;
+        }
+        if (run(s->st[ST_RELEASE]) != 0)
+            return DB_FAIL;
+        s->group_aor[s->n_group] = s->txn_aor;
+        s->group_aor_len[s->n_group++] = s->txn_aor_len;
+        s->txn_aor = NULL;
+        s->in_txn = false;
+        return 0;
+    }
+    if (run(s->st[ST_COMMIT]) != 0)
         return DB_FAIL; /* the caller rolls back */
     txn_end(s);
     return 0;
@@ -191,13 +288,13 @@ static void sq_rollback(void *ud)
     csip_store_sqlite *s = ud;
     if (!s->in_txn)
         return;
-    if (sqlite3_get_autocommit(s->db) == 0)
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    csip_str aor = {s->txn_aor, s->txn_aor_len};
-    s->mops.remove_all(s->mops.user_data, aor);
-    sqlite3_stmt *st = s->st[ST_SEL_AOR];
-    bind_str(st, 1, aor);
-    (void)load_rows(s, st);
+    if (s->in_group) {
+        (void)run(s->st[ST_ROLLBACK_TO]);
+        (void)run(s->st[ST_RELEASE]);
+    } else if (sqlite3_get_autocommit(s->db) == 0) {
+        (void)run(s->st[ST_ROLLBACK]);
+    }
+    reload_aor(s, (csip_str){s->txn_aor, s->txn_aor_len});
     txn_end(s);
 }
 
@@ -207,6 +304,10 @@ void csip_store_sqlite_close(csip_store_sqlite *s)
         return;
     if (s->in_txn)
         sq_rollback(s);
+    if (s->in_group)
+        (void)csip_store_sqlite_group_commit(s);
+    csip__free(s->mem, s->group_aor);
+    csip__free(s->mem, s->group_aor_len);
     for (int i = 0; i < ST__COUNT; i++)
         sqlite3_finalize(s->st[i]);
     sqlite3_close(s->db);
