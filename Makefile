@@ -12,9 +12,10 @@ build:
 	$(CMAKE) --preset dev >/dev/null
 	$(CMAKE) --build --preset dev
 
-# Until csipd lands, the main program is the csip tool: parse a sample message.
+# csipd on its embedded defaults: 127.0.0.1:5060 over UDP and TCP, domain
+# localhost, state in var/csipd.db. Ctrl-C stops it.
 run: build
-	build/dev/apps/csip/csip parse --pretty tests/data/msg/invite_sdp.sip
+	build/dev/apps/csipd/csipd
 
 check-dev:
 	@tools/deps.sh build check
