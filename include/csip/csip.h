@@ -16,6 +16,7 @@
 #include "csip/limits.h"
 #include "csip/msg.h"
 #include "csip/registrar.h"
+#include "csip/sdp.h"
 #include "csip/txn.h"
 #include "csip/uri.h"
 #include "csip/version.h"
