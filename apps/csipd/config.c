@@ -33,6 +33,8 @@ void csipd_usage(FILE *f)
                "      --db PATH           SQLite database (default ./var/csipd.db)\n"
                "      --tls-cert FILE     PEM certificate chain, --tls-key FILE its key,\n"
                "      --tls-ca FILE       trust anchors for TLS clients\n"
+               "      --dns-servers LIST  DNS servers for RFC 3263 (127.0.0.1:53,[::1]:53;\n"
+               "                          default: the system's)\n"
                "      --log-level LEVEL   error, warn, info (default: a line per transaction),\n"
                "                          debug\n"
                "      --auth on|off       digest authentication of REGISTER (default on)\n"
@@ -119,6 +121,8 @@ static bool set_key(csipd_config *c, list_state *ls, const char *key, const char
         c->tls_cert = v;
     else if (strcmp(key, "tls-key") == 0)
         c->tls_key = v;
+    else if (strcmp(key, "dns-servers") == 0)
+        c->dns_servers = v;
     else if (strcmp(key, "tls-ca") == 0)
         c->tls_ca = v;
     else if (strcmp(key, "log-level") == 0) {

@@ -19,6 +19,7 @@ typedef struct csipd_config {
     const char *aliases[CSIPD_MAX_LIST + 1]; /* other names of this server */
     const char *db;
     const char *tls_cert, *tls_key, *tls_ca;
+    const char *dns_servers; /* NULL: the system's */
     int log_level;
     bool auth;
     bool auth_user_mismatch; /* accept a username other than the AOR's user */

@@ -10,7 +10,9 @@
 #define _DEFAULT_SOURCE /* uv.h needs POSIX types */
 
 #include "csip/csip.h"
+#include "csip/dns.h"
 #include "csip/net.h"
+#include "csip/proxy.h"
 #include "csip/store.h"
 #include "csipd.h"
 
@@ -52,6 +54,11 @@ typedef struct server {
     char tag_prefix[9];
     uint64_t tag_seq;
     uint64_t requests, stopping;
+    csip_proxy *proxy;
+    csip_resolver *resolver;
+    uv_timer_t proxy_timer; /* Timer C */
+    uv_prepare_t proxy_prep;
+    struct auth_outcome *pending_auth; /* the authorize() outcome decorate() completes */
 } server;
 
 /* ------------------------------------------------------------------------- */
@@ -159,40 +166,45 @@ static void respond_simple(server *s, csip_txn *st, int code, const char *reason
     respond(s, st, resp, what);
 }
 
-static const char allow_value[] = "REGISTER, OPTIONS, ACK, CANCEL";
+static const char allow_value[] =
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, INFO, UPDATE, NOTIFY, SUBSCRIBE, "
+    "REFER, PRACK";
 
 /* ------------------------------------------------------------------------- */
 /* REGISTER */
 
-static void challenge(server *s, csip_txn *st, size_t dom, int code, bool stale, const char *what)
-{
-    csip_msg *resp = make(s, st, code, NULL);
-    if (!resp)
-        return;
-    csip_auth_server *as = s->auth[dom];
-    csip_hdr_id id = code == 407 ? CSIP_HDR_PROXY_AUTHENTICATE : CSIP_HDR_WWW_AUTHENTICATE;
-    char buf[CHALLENGE_MAX];
-    uint64_t now = wall_ms();
-    for (size_t i = 0; i < csip_auth_server_challenge_count(as); i++) {
-        int n = csip_auth_server_challenge(as, i, stale, now, buf, sizeof buf);
-        if (n < 0 || csip_msg_hdr_add(resp, id, (csip_str){buf, (size_t)n}, false) != 0) {
-            csip_msg_free(resp);
-            csipd_log(LOG_ERROR, "cannot build a challenge");
-            return;
-        }
-    }
-    respond(s, st, resp, what);
-}
+/* What an authentication check concluded, for the response that says it. */
+typedef struct auth_outcome {
+    int status;    /* 0: authenticated; else 401/407 (challenge), 503, 400, 403, 500 */
+    size_t dom;    /* the realm's domain index (challenges) */
+    bool stale;    /* challenge with stale=true */
+    uint32_t wait; /* 503: Retry-After */
+    const char *reason;
+    char what[160]; /* for the log line */
+} auth_outcome;
 
-static void retry_later(server *s, csip_txn *st, uint32_t wait, const char *what)
+/* Adds what an outcome asks for to its response: challenges or Retry-After. */
+static int decorate_auth(server *s, const auth_outcome *o, csip_msg *resp)
 {
-    csip_msg *resp = make(s, st, 503, "Too Many Failed Authentications");
-    if (!resp)
-        return;
-    char v[16];
-    int n = snprintf(v, sizeof v, "%u", wait);
-    (void)csip_msg_hdr_add(resp, CSIP_HDR_RETRY_AFTER, (csip_str){v, (size_t)n}, false);
-    respond(s, st, resp, what);
+    if (o->status == 401 || o->status == 407) {
+        csip_auth_server *as = s->auth[o->dom];
+        csip_hdr_id id = o->status == 407 ? CSIP_HDR_PROXY_AUTHENTICATE : CSIP_HDR_WWW_AUTHENTICATE;
+        char buf[CHALLENGE_MAX];
+        uint64_t now = wall_ms();
+        for (size_t i = 0; i < csip_auth_server_challenge_count(as); i++) {
+            int n = csip_auth_server_challenge(as, i, o->stale, now, buf, sizeof buf);
+            if (n < 0)
+                return n;
+            int rc = csip_msg_hdr_add(resp, id, (csip_str){buf, (size_t)n}, false);
+            if (rc)
+                return rc;
+        }
+    } else if (o->status == 503 && o->wait) {
+        char v[16];
+        int n = snprintf(v, sizeof v, "%u", o->wait);
+        return csip_msg_hdr_add(resp, CSIP_HDR_RETRY_AFTER, (csip_str){v, (size_t)n}, false);
+    }
+    return 0;
 }
 
 /* The source key of the limiter: transport family and address, no port. */
@@ -204,82 +216,108 @@ static size_t source_key(const csip_addr *src, uint8_t *key)
     return n + 1;
 }
 
-/* Digest authentication (§22, RFC 7616): true when the request may go on to
- * the registrar; otherwise a response was sent. */
-static bool authenticate(server *s, csip_txn *st, const csip_msg *req, const csip_addr *src,
-                         const csip_nameaddr *to, size_t dom)
+/*
+ * Digest authentication (§22, RFC 7616) of a request for the realm of domain
+ * dom, with Authorization (proxy false: REGISTER, 401) or
+ * Proxy-Authorization (proxy true, 407). user_must_be, when given, is the
+ * user part the credentials must name (the AOR's, or the From's). Failures
+ * count against the source address and the user name in the limiter.
+ */
+static void auth_check(server *s, const csip_msg *req, const csip_addr *src, size_t dom, bool proxy,
+                       const csip_uri *user_must_be, auth_outcome *o)
 {
+    memset(o, 0, sizeof *o);
+    o->dom = dom;
     uint8_t skey[17];
     size_t sklen = source_key(src, skey);
     uint64_t now_ms = wall_ms();
     uint32_t wait = csip_limiter_wait(s->lim, skey, sklen, now_ms);
     if (wait) {
-        retry_later(s, st, wait, "source rate-limited after failed authentications");
-        return false;
+        o->status = 503, o->wait = wait, o->reason = "Too Many Failed Authentications";
+        snprintf(o->what, sizeof o->what, "source rate-limited after failed authentications");
+        return;
     }
+    int chal = proxy ? 407 : 401;
     /* The credentials for our realm (§22.4: one per realm, others ignored). */
     const char *realm = s->cfg->domains[dom];
     const csip_auth *cred = NULL, *c;
     char rbuf[256];
-    for (size_t i = 0; csip_msg_auth(req, CSIP_HDR_AUTHORIZATION, i, &c) == 0; i++)
+    csip_hdr_id hid = proxy ? CSIP_HDR_PROXY_AUTHORIZATION : CSIP_HDR_AUTHORIZATION;
+    for (size_t i = 0; csip_msg_auth(req, hid, i, &c) == 0; i++)
         if (csip_str_ieq_c(c->scheme, "Digest") &&
             csip_str_eq_c(unquote(c->realm, rbuf, sizeof rbuf), realm)) {
             cred = c;
             break;
         }
     if (!cred) {
-        challenge(s, st, dom, 401, false, "challenge");
-        return false;
+        o->status = chal;
+        snprintf(o->what, sizeof o->what, "challenge");
+        return;
     }
     char ubuf[256], ukey[600];
     csip_str user = unquote(cred->username, ubuf, sizeof ubuf);
     int uklen = snprintf(ukey, sizeof ukey, "%.*s@%s", (int)user.len, user.p, realm);
     if (uklen > 0 && (wait = csip_limiter_wait(s->lim, ukey, (size_t)uklen, now_ms)) != 0) {
-        retry_later(s, st, wait, "user rate-limited after failed authentications");
-        return false;
+        o->status = 503, o->wait = wait, o->reason = "Too Many Failed Authentications";
+        snprintf(o->what, sizeof o->what, "user rate-limited after failed authentications");
+        return;
     }
     csip_auth_request ar = {.method = csip_msg_method_name(req), .uri = csip_msg_ruri_raw(req)};
     csip_auth_result r =
         csip_auth_server_verify(s->auth[dom], cred, &ar, now_ms, csip_userdb_lookup, s->users);
-    char what[160];
     switch (r) {
     case CSIP_AUTH_OK:
         break;
     case CSIP_AUTH_STALE:
-        challenge(s, st, dom, 401, true, "stale nonce, new challenge");
-        return false;
+        o->status = chal, o->stale = true;
+        snprintf(o->what, sizeof o->what, "stale nonce, new challenge");
+        return;
     case CSIP_AUTH_INTERNAL_ERROR:
-        respond_simple(s, st, 500, NULL, "authentication failed internally");
-        return false;
-    default: {
+        o->status = 500;
+        snprintf(o->what, sizeof o->what, "authentication failed internally");
+        return;
+    default:
         /* A failure: counted against the source and the user name. */
         (void)csip_limiter_fail(s->lim, skey, sklen, now_ms);
         if (uklen > 0 && !cred->userhash.p)
             (void)csip_limiter_fail(s->lim, ukey, (size_t)uklen, now_ms);
-        snprintf(what, sizeof what, "authentication failed (%s) for user %.*s",
+        snprintf(o->what, sizeof o->what, "authentication failed (%s) for user %.*s",
                  csip_auth_result_name(r), (int)(user.len > 64 ? 64 : user.len), user.p);
-        int code = csip_auth_result_status(r, false);
-        if (code == 401)
-            challenge(s, st, dom, 401, false, what);
-        else
-            respond_simple(s, st, code, NULL, what);
-        return false;
+        o->status = csip_auth_result_status(r, proxy);
+        return;
     }
-    }
-    /* The user name must be the AOR's user (§22: a user may only register her
-     * own address), unless configured otherwise. With userhash the lookup has
-     * already tied the hash to this realm; the name is then not compared. */
-    if (!s->cfg->auth_user_mismatch && !cred->userhash.p) {
+    /* The user name must be the AOR's (From's) user (§22: a user may only
+     * register, or call as, her own address), unless configured otherwise.
+     * With userhash the lookup has tied the hash to this realm already. */
+    if (user_must_be && !s->cfg->auth_user_mismatch && !cred->userhash.p) {
         char tu[256];
-        int n = to->uri.user.p ? csip_unescape(to->uri.user, tu, sizeof tu) : 0;
+        int n = user_must_be->user.p ? csip_unescape(user_must_be->user, tu, sizeof tu) : 0;
         if (n < 0 || (size_t)n != user.len || memcmp(tu, user.p, user.len) != 0) {
-            snprintf(what, sizeof what, "user %.*s may not register this address",
+            o->status = 403, o->reason = "Username Does Not Match the Address of Record";
+            snprintf(o->what, sizeof o->what, "user %.*s may not use this address",
                      (int)(user.len > 64 ? 64 : user.len), user.p);
-            respond_simple(s, st, 403, "Username Does Not Match the Address of Record", what);
-            return false;
         }
     }
-    return true;
+}
+
+/* REGISTER: true when it may go on to the registrar; otherwise a response was sent. */
+static bool authenticate(server *s, csip_txn *st, const csip_msg *req, const csip_addr *src,
+                         const csip_nameaddr *to, size_t dom)
+{
+    auth_outcome o;
+    auth_check(s, req, src, dom, false, &to->uri, &o);
+    if (o.status == 0)
+        return true;
+    csip_msg *resp = make(s, st, o.status, o.reason);
+    if (!resp)
+        return false;
+    if (decorate_auth(s, &o, resp) != 0) {
+        csip_msg_free(resp);
+        csipd_log(LOG_ERROR, "cannot build a %d", o.status);
+        return false;
+    }
+    respond(s, st, resp, o.what);
+    return false;
 }
 
 /* Commits the open group, then sends the responses it held: the 200s only
@@ -363,28 +401,40 @@ static void answer_check(server *s, csip_txn *st, const csip_check_result *res)
     respond(s, st, resp, "refused by the request checks");
 }
 
+static bool host_is_ours(const server *s, csip_str host)
+{
+    size_t d;
+    if (domain_index(s, host, &d))
+        return true;
+    for (size_t i = 0; i < s->n_aliases; i++)
+        if (csip_str_ieq_c(host, s->aliases[i]))
+            return true;
+    return false;
+}
+
 static void on_request(csip_txn_layer *layer, csip_txn *st, const csip_msg *req,
                        const csip_addr *src, void *user_data)
 {
     (void)layer;
     server *s = user_data;
     s->requests++;
-    if (!st) /* an ACK for a 2xx of nobody here: there is no dialog to give it */
-        return;
-    static const char *const allowed[] = {"REGISTER", "OPTIONS", "ACK", "CANCEL", NULL};
-    csip_check_opts co = {.allowed = allowed};
+    uint64_t now = csip_endpoint_now(s->ep);
     csip_method m = csip_msg_method(req);
-    csip_check_result res;
-    if (csip_check_request(req, m == CSIP_METHOD_REGISTER ? CSIP_ROLE_REGISTRAR : CSIP_ROLE_UAS,
-                           &co, &res) != 0) {
-        answer_check(s, st, &res);
-        return;
-    }
-    switch (m) {
-    case CSIP_METHOD_REGISTER:
-        on_register(s, st, req, src);
-        break;
-    case CSIP_METHOD_OPTIONS: {
+    const csip_uri *ruri = NULL;
+    bool to_us = csip_msg_ruri(req, &ruri) == 0 &&
+                 (ruri->kind == CSIP_URI_SIP || ruri->kind == CSIP_URI_SIPS) && !ruri->user.p &&
+                 host_is_ours(s, ruri->host) && !csip_msg_hdr_find(req, CSIP_HDR_ROUTE);
+    if (st && (m == CSIP_METHOD_REGISTER || (m == CSIP_METHOD_OPTIONS && to_us))) {
+        csip_check_result res;
+        if (csip_check_request(req, m == CSIP_METHOD_REGISTER ? CSIP_ROLE_REGISTRAR : CSIP_ROLE_UAS,
+                               NULL, &res) != 0) {
+            answer_check(s, st, &res);
+            return;
+        }
+        if (m == CSIP_METHOD_REGISTER) {
+            on_register(s, st, req, src);
+            return;
+        }
         csip_msg *resp = make(s, st, 200, NULL);
         if (!resp)
             return;
@@ -392,16 +442,239 @@ static void on_request(csip_txn_layer *layer, csip_txn *st, const csip_msg *req,
         (void)csip_msg_hdr_add(resp, CSIP_HDR_ACCEPT, CSIP_STR("application/sdp"), false);
         (void)csip_msg_hdr_add(resp, CSIP_HDR_SUPPORTED, CSIP_STR("path"), false);
         respond(s, st, resp, NULL);
-        break;
+        return;
     }
-    case CSIP_METHOD_CANCEL:
-        /* every INVITE is refused at once, so there is never one to cancel */
-        respond_simple(s, st, 481, NULL, NULL);
-        break;
-    default:
-        respond_simple(s, st, 405, NULL, NULL);
-        break;
+    /* everything else is proxied (RFC 3261 §16) */
+    csip_proxy_on_request(s->proxy, st, req, src, now);
+}
+
+static void on_response(csip_txn_layer *layer, csip_txn *ct, const csip_msg *resp, int status,
+                        void *user_data)
+{
+    (void)layer;
+    server *s = user_data;
+    csip_proxy_on_response(s->proxy, ct, resp, status, csip_endpoint_now(s->ep));
+}
+
+static void on_stray_response(csip_txn_layer *layer, const csip_msg *resp, const csip_addr *src,
+                              void *user_data)
+{
+    (void)layer;
+    server *s = user_data;
+    csip_proxy_on_stray_response(s->proxy, resp, src, csip_endpoint_now(s->ep));
+}
+
+static void on_terminated(csip_txn_layer *layer, csip_txn *t, csip_txn_end why, void *user_data)
+{
+    (void)layer;
+    (void)why;
+    server *s = user_data;
+    if (s->proxy)
+        csip_proxy_on_terminated(s->proxy, t, csip_endpoint_now(s->ep));
+}
+
+/* ------------------------------------------------------------------------- */
+/* The proxy's questions */
+
+static bool p_is_me(void *ud, csip_str host, uint16_t port)
+{
+    server *s = ud;
+    if (!host_is_ours(s, host))
+        return false;
+    if (port == 0)
+        return true;
+    const csip_addr *a;
+    for (size_t i = 0; (a = csip_endpoint_local(s->ep, i)) != NULL; i++)
+        if (a->port == port)
+            return true;
+    return false;
+}
+
+static bool p_is_my_domain(void *ud, csip_str host)
+{
+    return host_is_ours(ud, host);
+}
+
+/* Bindings of the Request-URI's AOR (our own addresses stand for the first
+ * domain); 404 when there is no such user and no binding. */
+static int p_locate(void *ud, const csip_msg *req, const csip_uri *ruri, csip_proxy_target *out,
+                    size_t cap, size_t *n)
+{
+    (void)req;
+    server *s = ud;
+    size_t dom;
+    if (!domain_index(s, ruri->host, &dom))
+        dom = 0;
+    csip_uri u = *ruri;
+    u.host = csip_str_c(s->cfg->domains[dom]);
+    u.has_port = false;
+    char aor[600];
+    int al = csip_registrar_aor(&u, aor, sizeof aor);
+    if (al < 0)
+        return CSIP_ERR_NOT_FOUND;
+    csip_location_store ls;
+    csip_store_sqlite_location(s->store, &ls);
+    const csip_binding *b;
+    size_t nb = 0;
+    int rc = ls.get(ls.user_data, (csip_str){aor, (size_t)al}, &b, &nb);
+    if (rc)
+        return rc;
+    int64_t now = wall_s();
+    *n = 0;
+    for (size_t i = 0; i < nb && *n < cap; i++)
+        if (b[i].expires_at > now)
+            out[(*n)++] = (csip_proxy_target){b[i].contact, b[i].path, b[i].has_q ? b[i].q : 1000};
+    if (*n)
+        return 0;
+    char user[256], ha1[CSIP_AUTH_HEX_MAX];
+    int ul = ruri->user.p ? csip_unescape(ruri->user, user, sizeof user) : -1;
+    if (ul <= 0 || csip_userdb_lookup(s->users, (csip_str){user, (size_t)ul}, false,
+                                      csip_str_c(s->cfg->domains[dom]), CSIP_AUTH_ALG_MD5, ha1,
+                                      sizeof ha1) != 0)
+        return CSIP_ERR_NOT_FOUND;
+    return 0; /* a user without a binding: 480 */
+}
+
+/* Leaving for another domain: only a user of ours, authenticated (407). */
+static int p_authorize(void *ud, const csip_msg *req, const csip_addr *src)
+{
+    server *s = ud;
+    static auth_outcome o;
+    const csip_nameaddr *from;
+    size_t dom;
+    if (!s->cfg->auth || csip_msg_from(req, &from) != 0 ||
+        (from->uri.kind != CSIP_URI_SIP && from->uri.kind != CSIP_URI_SIPS) ||
+        !domain_index(s, from->uri.host, &dom))
+        return 403;
+    auth_check(s, req, src, dom, true, &from->uri, &o);
+    if (o.status) {
+        s->pending_auth = &o;
+        if (csipd_log_level >= LOG_INFO) {
+            char d[320];
+            describe(req, src, d, sizeof d);
+            csipd_log(LOG_INFO, "%s: %s", d, o.what);
+        }
     }
+    return o.status;
+}
+
+static void p_decorate(void *ud, const csip_msg *req, csip_msg *resp)
+{
+    (void)req;
+    server *s = ud;
+    int code = csip_msg_status(resp);
+    if (s->pending_auth && s->pending_auth->status == code)
+        (void)decorate_auth(s, s->pending_auth, resp);
+    s->pending_auth = NULL;
+    if (code == 405)
+        (void)csip_msg_hdr_add(resp, CSIP_HDR_ALLOW, CSIP_STR(allow_value), false);
+}
+
+typedef struct resolve_req {
+    server *s;
+    uint64_t token;
+} resolve_req;
+
+static void on_resolved(void *ud, int status, const csip_target *t, size_t n)
+{
+    resolve_req *r = ud;
+    server *s = r->s;
+    uint64_t token = r->token;
+    free(r);
+    if (status == CSIP_ERR_CANCELLED || !s->proxy)
+        return;
+    csip_addr a[8];
+    size_t k = 0;
+    for (size_t i = 0; status == 0 && i < n && k < 8; i++)
+        a[k++] = t[i].addr;
+    csip_proxy_resolved(s->proxy, token, a, k, csip_endpoint_now(s->ep));
+}
+
+static int p_resolve(void *ud, const csip_uri *uri, uint64_t token, csip_addr *out)
+{
+    server *s = ud;
+    if (csip_str_ieq_c(uri->host, "localhost")) {
+        /* RFC 6761 §6.3: loopback, without asking DNS */
+        memset(out, 0, sizeof *out);
+        (void)csip_addr_set_ip(out, CSIP_STR("127.0.0.1"));
+        int tp = uri->kind == CSIP_URI_SIPS ? CSIP_TP_TLS : CSIP_TP_UDP;
+        if (uri->transport.p && csip_transport_lookup(uri->transport) >= 0)
+            tp = csip_transport_lookup(uri->transport);
+        out->transport = (uint8_t)tp;
+        out->port = uri->has_port ? uri->port : (tp == CSIP_TP_TLS ? 5061 : 5060);
+        return 0;
+    }
+    if (!s->resolver)
+        return CSIP_ERR_NOT_FOUND;
+    resolve_req *r = malloc(sizeof *r);
+    if (!r)
+        return CSIP_ERR_NOMEM;
+    r->s = s;
+    r->token = token;
+    int rc = csip_resolve(s->resolver, uri, on_resolved, r);
+    if (rc) {
+        free(r);
+        return rc;
+    }
+    return CSIP_ERR_PAUSE;
+}
+
+/* Our sent-by for a message to dst: the listening address of its transport
+ * and family (loopback for a wildcard listener talking to loopback, else
+ * the first alias). */
+static int p_local(void *ud, const csip_addr *dst, char *out, size_t cap)
+{
+    server *s = ud;
+    const csip_addr *a;
+    for (size_t i = 0; (a = csip_endpoint_local(s->ep, i)) != NULL; i++) {
+        if (a->transport != dst->transport || a->family != dst->family)
+            continue;
+        static const uint8_t zero[16];
+        if (memcmp(a->ip, zero, a->family == 6 ? 16 : 4) != 0)
+            return csip_addr_format(a, out, cap);
+        csip_addr b = *a;
+        bool loop = dst->family == 4 ? dst->ip[0] == 127 : memcmp(dst->ip, zero, 15) == 0;
+        if (loop || s->n_aliases == 0) {
+            if (dst->family == 4)
+                b.ip[0] = 127, b.ip[3] = 1;
+            else
+                b.ip[15] = 1;
+            return csip_addr_format(&b, out, cap);
+        }
+        int n = snprintf(out, cap, "%s:%u", s->aliases[0], a->port);
+        return n < 0 || (size_t)n >= cap ? CSIP_ERR_BUFFER_TOO_SMALL : n;
+    }
+    return CSIP_ERR_NOT_FOUND;
+}
+
+static void p_done(void *ud, const csip_msg *req, const csip_addr *src, int status, size_t branches)
+{
+    (void)ud;
+    if (csipd_log_level < LOG_INFO)
+        return;
+    char d[320];
+    describe(req, src, d, sizeof d);
+    csipd_log(LOG_INFO, "%s -> %d (proxied, %zu branch%s)", d, status, branches,
+              branches == 1 ? "" : "es");
+}
+
+static void on_proxy_timer(uv_timer_t *t)
+{
+    server *s = t->data;
+    csip_proxy_handle_expiry(s->proxy, csip_endpoint_now(s->ep));
+}
+
+/* Before each poll: the proxy's Timer C deadline onto a uv timer. */
+static void on_proxy_prepare(uv_prepare_t *h)
+{
+    server *s = h->data;
+    uint64_t next = csip_proxy_next_expiry(s->proxy);
+    if (next == UINT64_MAX) {
+        uv_timer_stop(&s->proxy_timer);
+        return;
+    }
+    uint64_t now = csip_endpoint_now(s->ep);
+    uv_timer_start(&s->proxy_timer, on_proxy_timer, next > now ? next - now : 0, 0);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -567,13 +840,32 @@ int csipd_serve(const csipd_config *cfg)
                              .tls_key_file = cfg->tls_key,
                              .tls_ca_file = cfg->tls_ca,
                              .txn = {.max_txns = cfg->max_txns}};
-    csip_txn_callbacks cb = {.on_request = on_request};
+    csip_txn_callbacks cb = {.on_request = on_request,
+                             .on_response = on_response,
+                             .on_stray_response = on_stray_response,
+                             .on_terminated = on_terminated};
     int rc = csip_endpoint_new(&s->loop, &eo, &cb, s, &s->ep);
     if (rc) {
         csipd_log(LOG_ERROR, "cannot listen: %s", csip_strerror(rc));
         goto out;
     }
     collect_aliases(s);
+    csip_proxy_callbacks pcb = {.is_me = p_is_me,
+                                .is_my_domain = p_is_my_domain,
+                                .locate = p_locate,
+                                .authorize = p_authorize,
+                                .decorate = p_decorate,
+                                .resolve = p_resolve,
+                                .local = p_local,
+                                .on_done = p_done};
+    if ((rc = csip_proxy_new(csip_endpoint_txn(s->ep), NULL, &pcb, s, &s->proxy)) != 0) {
+        csipd_log(LOG_ERROR, "proxy: %s", csip_strerror(rc));
+        goto out;
+    }
+    csip_resolver_opts dro = {.servers = cfg->dns_servers};
+    if ((rc = csip_resolver_new(&s->loop, &dro, &s->resolver)) != 0)
+        csipd_log(LOG_WARN, "no DNS resolver (%s): only IP addresses and localhost are reachable",
+                  csip_strerror(rc));
     csip_location_store ls;
     csip_store_sqlite_location(s->store, &ls);
     csip_registrar_opts ro = {.domains = cfg->domains,
@@ -595,6 +887,11 @@ int csipd_serve(const csipd_config *cfg)
     uv_check_init(&s->loop, &s->group_check);
     s->group_check.data = s;
     uv_check_start(&s->group_check, on_group_check);
+    uv_timer_init(&s->loop, &s->proxy_timer);
+    s->proxy_timer.data = s;
+    uv_prepare_init(&s->loop, &s->proxy_prep);
+    s->proxy_prep.data = s;
+    uv_prepare_start(&s->proxy_prep, on_proxy_prepare);
     uv_signal_init(&s->loop, &s->sigint);
     uv_signal_init(&s->loop, &s->sigterm);
     s->sigint.data = s->sigterm.data = s;
@@ -611,11 +908,17 @@ int csipd_serve(const csipd_config *cfg)
 
 out:
     if (s->ep)
-        csip_endpoint_free(s->ep);
+        csip_endpoint_free(s->ep); /* the layer's transactions end: the proxy lets go */
+    csip_proxy_free(s->proxy);
+    s->proxy = NULL;
+    if (s->resolver)
+        csip_resolver_free(s->resolver);
     if (s->sweep.data) {
         uv_close((uv_handle_t *)&s->sweep, NULL);
         uv_close((uv_handle_t *)&s->group_timer, NULL);
         uv_close((uv_handle_t *)&s->group_check, NULL);
+        uv_close((uv_handle_t *)&s->proxy_timer, NULL);
+        uv_close((uv_handle_t *)&s->proxy_prep, NULL);
     }
     if (s->sigint.data) {
         uv_close((uv_handle_t *)&s->sigint, NULL);
