@@ -535,24 +535,29 @@ static int p_locate(void *ud, const csip_msg *req, const csip_uri *ruri, csip_pr
     return 0; /* a user without a binding: 480 */
 }
 
-/* Leaving for another domain: only a user of ours, authenticated (407). */
-static int p_authorize(void *ud, const csip_msg *req, const csip_addr *src)
+/* Out-of-dialog requests: a caller who claims to be one of our users (From
+ * in our domain) must prove it (407), and only such a user may reach
+ * another domain: csipd is never an open relay. */
+static int p_authorize(void *ud, const csip_msg *req, const csip_addr *src, bool foreign)
 {
     server *s = ud;
     static auth_outcome o;
     const csip_nameaddr *from;
     size_t dom;
-    if (!s->cfg->auth || csip_msg_from(req, &from) != 0 ||
-        (from->uri.kind != CSIP_URI_SIP && from->uri.kind != CSIP_URI_SIPS) ||
-        !domain_index(s, from->uri.host, &dom))
-        return 403;
+    bool ours = csip_msg_from(req, &from) == 0 &&
+                (from->uri.kind == CSIP_URI_SIP || from->uri.kind == CSIP_URI_SIPS) &&
+                domain_index(s, from->uri.host, &dom);
+    if (!ours)
+        return foreign ? 403 : 0;
+    if (!s->cfg->auth)
+        return foreign ? 403 : 0;
     auth_check(s, req, src, dom, true, &from->uri, &o);
     if (o.status) {
         s->pending_auth = &o;
         if (csipd_log_level >= LOG_INFO) {
             char d[320];
             describe(req, src, d, sizeof d);
-            csipd_log(LOG_INFO, "%s: %s", d, o.what);
+            csipd_log(LOG_INFO, "%s -> %d: %s", d, o.status, o.what);
         }
     }
     return o.status;

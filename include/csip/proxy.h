@@ -54,12 +54,15 @@ typedef struct csip_proxy_callbacks {
     int (*locate)(void *user_data, const csip_msg *req, const csip_uri *ruri,
                   csip_proxy_target *out, size_t cap, size_t *n);
     /**
-     * May req (from src) be forwarded to a domain that is not ours? Return 0
-     * to forward, or the status to refuse it with (403, or 407 after which
-     * decorate adds the challenge). NULL: never (403), so that the proxy is
-     * not an open relay.
+     * May req (from src) be forwarded? Asked for every request that does not
+     * follow a Route of ours (out of dialog), except ACK and CANCEL; foreign
+     * is true when it leaves for a domain that is not ours. Return 0 to go
+     * on, or the status to refuse it with (403, or 407 after which decorate
+     * adds the challenge). A host typically asks a user of its own domains
+     * (in From) to authenticate, and lets only such users reach other
+     * domains. NULL: foreign requests get 403 (never an open relay), others go.
      */
-    int (*authorize)(void *user_data, const csip_msg *req, const csip_addr *src);
+    int (*authorize)(void *user_data, const csip_msg *req, const csip_addr *src, bool foreign);
     /**
      * Optional: called with each response the proxy itself builds (not the
      * forwarded ones) before it is sent, to add headers (Proxy-Authenticate

@@ -914,14 +914,32 @@ void csip_proxy_on_request(csip_proxy *p, csip_txn *st, const csip_msg *req, con
         size_t nroutes = 0;
         (void)csip_msg_nameaddrs(c->req_copy, CSIP_HDR_ROUTE, &na, &nroutes);
         bool sip = ruri->kind == CSIP_URI_SIP || ruri->kind == CSIP_URI_SIPS;
-        if (nroutes == 0 && sip && ruri->user.p && p->cb.is_my_domain &&
-            p->cb.is_my_domain(p->ud, ruri->host)) {
+        /* Out of dialog unless Route processing popped a Route of ours (or a
+         * strict router's Request-URI was ours). */
+        const csip_nameaddr *orig;
+        size_t norig = 0;
+        (void)csip_msg_nameaddrs(req, CSIP_HDR_ROUTE, &orig, &norig);
+        bool routed_by_us = norig > nroutes || !csip_str_eq(csip_msg_ruri_raw(req), ruri->raw);
+        bool local = nroutes == 0 && sip && ruri->user.p && p->cb.is_my_domain &&
+                     p->cb.is_my_domain(p->ud, ruri->host);
+        bool to_me = nroutes == 0 && sip && !ruri->user.p && uri_is_me(p, ruri);
+        if (!routed_by_us && !to_me) {
+            if (p->cb.authorize)
+                code = p->cb.authorize(p->ud, req, src, !local);
+            else if (!local)
+                code = 403;
+            if (code == 403 && !local)
+                reason = "Forbidden (no relay for other domains)";
+        }
+        if (code) {
+            /* refused */
+        } else if (local) {
             /* §16.5: one of our users: the location service */
             csip_proxy_target t[CSIP_PROXY_MAX_TARGETS];
             size_t n = 0;
-            rc = p->cb.locate
-                     ? p->cb.locate(p->ud, c->req_copy, ruri, t, CSIP_PROXY_MAX_TARGETS, &n)
-                     : CSIP_ERR_NOT_FOUND;
+            rc = p->cb.locate ? p->cb.locate(p->ud, c->req_copy, ruri, t, CSIP_PROXY_MAX_TARGETS,
+                                             &n)
+                              : CSIP_ERR_NOT_FOUND;
             if (rc == CSIP_ERR_NOT_FOUND)
                 code = 404;
             else if (rc)
@@ -930,28 +948,15 @@ void csip_proxy_on_request(csip_proxy *p, csip_txn *st, const csip_msg *req, con
                 code = 480;
             else if (keep_targets(p, c, t, n) != 0)
                 code = 500;
-        } else if (nroutes == 0 && sip && !ruri->user.p && uri_is_me(p, ruri)) {
+        } else if (to_me) {
             /* addressed to this proxy itself, and not a REGISTER or OPTIONS the
              * host answered: nothing here to give it to */
             code = 404;
         } else {
-            /* Another domain, or a Route set to follow: only for our users
-             * (authorize), or when a Route was ours (in-dialog, record-routed:
-             * Route processing popped one of our own). */
-            const csip_nameaddr *orig;
-            size_t norig = 0;
-            (void)csip_msg_nameaddrs(req, CSIP_HDR_ROUTE, &orig, &norig);
-            bool routed_by_us = norig > nroutes || !csip_str_eq(csip_msg_ruri_raw(req), ruri->raw);
-            if (!routed_by_us) {
-                code = p->cb.authorize ? p->cb.authorize(p->ud, req, src) : 403;
-                if (code == 403)
-                    reason = "Forbidden (no relay for other domains)";
-            }
-            if (!code) {
-                csip_proxy_target t = {.uri = CSIP_STR_NULL, .q = 1000};
-                if (keep_targets(p, c, &t, 1) != 0)
-                    code = 500;
-            }
+            /* another domain, or the Route set to follow */
+            csip_proxy_target t = {.uri = CSIP_STR_NULL, .q = 1000};
+            if (keep_targets(p, c, &t, 1) != 0)
+                code = 500;
         }
     }
     if (code) {
