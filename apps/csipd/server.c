@@ -118,11 +118,12 @@ static void describe(const csip_msg *req, const csip_addr *src, char *out, size_
     char a[64] = "?";
     if (src)
         (void)csip_addr_format(src, a, sizeof a);
-    snprintf(out, cap, "%.*s %.*s from %s:%s cid=%.8s", (int)m.len, m.p,
+    if (!cid.p)
+        cid = CSIP_STR("-");
+    snprintf(out, cap, "%.*s %.*s from %s:%s cid=%.*s", (int)m.len, m.p,
              (int)(uri.len > 120 ? 120 : uri.len), uri.p ? uri.p : "",
              src ? csip_transport_name((csip_transport)src->transport) : "?", a,
-             cid.p ? cid.p : "-");
-    (void)cid;
+             (int)(cid.len > 8 ? 8 : cid.len), cid.p);
 }
 
 /* Sends a response and logs the transaction's line. */

@@ -814,13 +814,27 @@ static void forward_ack(csip_proxy *p, const csip_msg *req, uint64_t now)
         csip_msg_free(m);
         return;
     }
+    csip_proxy_target t[CSIP_PROXY_MAX_TARGETS];
+    size_t nt = 0;
+    if (k == 0 && (ruri->kind == CSIP_URI_SIP || ruri->kind == CSIP_URI_SIPS) && ruri->user.p &&
+        p->cb.is_my_domain && p->cb.is_my_domain(p->ud, ruri->host)) {
+        /* an ACK to one of our users without a Route (the caller ignored our
+         * Record-Route): where the INVITE went, the user's first binding */
+        if (!p->cb.locate || p->cb.locate(p->ud, m, ruri, t, CSIP_PROXY_MAX_TARGETS, &nt) != 0 ||
+            nt == 0 || csip_msg_set_ruri(m, t[0].uri) != 0 || csip_msg_ruri(m, &ruri) != 0) {
+            csip_msg_free(m);
+            return;
+        }
+    }
     const csip_uri *next = k ? &na[0].uri : ruri;
     csip_addr dst;
     char sent_by[SENT_BY_MAX], via[SENT_BY_MAX + 96];
     int n;
     /* an ACK is not retransmitted by us: a name that needs resolving is
-     * dropped (the callee retransmits its 2xx, the caller its ACK) */
-    if (uri_addr(next, &dst) != 0 || (n = p->cb.local(p->ud, &dst, sent_by, sizeof sent_by)) < 0 ||
+     * dropped (the callee retransmits its 2xx, the caller its ACK); one
+     * that would come back here is dropped too */
+    if (uri_is_me(p, next) || uri_addr(next, &dst) != 0 ||
+        (n = p->cb.local(p->ud, &dst, sent_by, sizeof sent_by)) < 0 ||
         csip_msg_set_max_forwards(m, mf ? mf - 1 : 69) != 0) {
         csip_msg_free(m);
         return;
@@ -937,9 +951,9 @@ void csip_proxy_on_request(csip_proxy *p, csip_txn *st, const csip_msg *req, con
             /* §16.5: one of our users: the location service */
             csip_proxy_target t[CSIP_PROXY_MAX_TARGETS];
             size_t n = 0;
-            rc = p->cb.locate ? p->cb.locate(p->ud, c->req_copy, ruri, t, CSIP_PROXY_MAX_TARGETS,
-                                             &n)
-                              : CSIP_ERR_NOT_FOUND;
+            rc = p->cb.locate
+                     ? p->cb.locate(p->ud, c->req_copy, ruri, t, CSIP_PROXY_MAX_TARGETS, &n)
+                     : CSIP_ERR_NOT_FOUND;
             if (rc == CSIP_ERR_NOT_FOUND)
                 code = 404;
             else if (rc)
