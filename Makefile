@@ -35,9 +35,10 @@ check: check-dev check-asan
 bench:
 	@tools/deps.sh build bench
 	$(CMAKE) --preset bench >/dev/null
-	$(CMAKE) --build --preset bench --target parse txn
+	$(CMAKE) --build --preset bench --target parse txn csipd
 	build/bench/bench/parse $(BENCH_ARGS) bench/corpus
 	build/bench/bench/txn $(TXN_BENCH_ARGS)
+	python3 bench/load/load.py $(LOAD_ARGS)
 
 fuzz:
 	@tools/deps.sh build fuzz

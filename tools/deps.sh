@@ -29,7 +29,9 @@ for group in "$@"; do
     bench)
       need_pc sofia-sip-ua libsofia-sip-ua-dev; need_pc libosip2 libosip2-dev
       need_pc libre libre-dev; need_pc belle-sip libbellesip-dev
-      need_cmd valgrind valgrind ;;
+      need_cmd valgrind valgrind
+      need_cmd python3 python3; need_cmd sipp sip-tester; need_cmd taskset util-linux
+      need_file /usr/sbin/kamailio kamailio ;;
     *) echo "deps.sh: unknown group $group" >&2; exit 2 ;;
   esac
 done
