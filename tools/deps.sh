@@ -22,6 +22,7 @@ for group in "$@"; do
       need_cmd python3 python3
       need_cmd dnsmasq dnsmasq-base
       need_cmd sipp sip-tester
+      need_cmd sipsak sipsak
       need_cmd openssl openssl ;;
     fuzz)
       need_cmd clang clang
