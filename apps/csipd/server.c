@@ -395,7 +395,7 @@ static void answer_check(server *s, csip_txn *st, const csip_check_result *res)
     csip_msg *resp = make(s, st, res->status, res->reason);
     if (!resp)
         return;
-    if (res->status == 405)
+    if (res->status == 405 || res->status == 501)
         (void)csip_msg_hdr_add(resp, CSIP_HDR_ALLOW, CSIP_STR(allow_value), false);
     for (size_t i = 0; res->status == 420 && i < res->n_unsupported && i < 16; i++)
         (void)csip_msg_hdr_add(resp, CSIP_HDR_UNSUPPORTED, res->unsupported[i], false);
@@ -572,7 +572,7 @@ static void p_decorate(void *ud, const csip_msg *req, csip_msg *resp)
     if (s->pending_auth && s->pending_auth->status == code)
         (void)decorate_auth(s, s->pending_auth, resp);
     s->pending_auth = NULL;
-    if (code == 405)
+    if (code == 405 || code == 501)
         (void)csip_msg_hdr_add(resp, CSIP_HDR_ALLOW, CSIP_STR(allow_value), false);
 }
 

@@ -289,27 +289,30 @@ static void test_malformed(void)
                               "Call-ID: bad1\r\n"
                               "CSeq: 1 OPTIONS\r\n"
                               "Content-Length: 0\r\n\r\n";
-    static const char unanswerable[] = "OPTIONS sip:b@10.0.0.2 SIP/2.0\r\n"
+    /* no Call-ID: still a 400 (RFC 4475 §3.1.2.15 insuf) */
+    static const char no_call_id[] = "OPTIONS sip:b@10.0.0.2 SIP/2.0\r\n"
                                        "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKbad2\r\n"
                                        "From: <sip:a@10.0.0.1>;tag=ft\r\n"
                                        "To: <sip:b@10.0.0.2>\r\n"
                                        "CSeq: 1 OPTIONS\r\n"
                                        "Content-Length: 0\r\n\r\n";
     sim_at(W.s, 0, send_raw, (void *)bad);
-    sim_at(W.s, 100, send_raw, (void *)unanswerable);
+    sim_at(W.s, 100, send_raw, (void *)no_call_id);
     sim_run(W.s, UINT64_MAX);
     EXPECT_EQ(W.nb, 0);
     const wire *r = sent_by(false, "SIP/2.0 400 ", 0);
     ASSERT_TRUE(r != NULL);
     EXPECT_EQ(r->t, 10);
-    EXPECT_TRUE(sent_by(false, "SIP/2.0", 1) == NULL);
+    r = sent_by(false, "SIP/2.0 400 ", 1);
+    ASSERT_TRUE(r != NULL);
+    EXPECT_TRUE(sent_by(false, "SIP/2.0", 2) == NULL);
     csip_txn_stats st;
     csip_txn_layer_stats(sim_layer(W.b), &st);
-    EXPECT_EQ(st.malformed_answered, 1);
-    EXPECT_EQ(st.malformed_dropped, 1);
-    /* the 400 carries the malformed To back: A's layer drops it too */
+    EXPECT_EQ(st.malformed_answered, 2);
+    EXPECT_EQ(st.malformed_dropped, 0);
+    /* both 400s carry what was malformed back: A's layer drops them too */
     csip_txn_layer_stats(sim_layer(W.a), &st);
-    EXPECT_EQ(st.malformed_dropped, 1);
+    EXPECT_EQ(st.malformed_dropped, 2);
     EXPECT_EQ(W.nstray, 0);
     teardown();
 }

@@ -740,15 +740,29 @@ static void test_malformed(void)
     ASSERT_OK(csip_msg_to(r, &to));
     EXPECT_EQ(to->tag.len, 16);
     csip_msg_free(r);
-    int answered = 3;
 
-    /* not answerable: no Call-ID, a CSeq that does not parse, no Via, an ACK,
-     * garbage, a malformed response */
-    static const char *const drop[] = {
+    /* RFC 4475 §3.1.2 (insuf, scalar02, badinv01): a request missing Call-ID,
+     * one whose CSeq does not parse, one whose Via does not parse still get
+     * their 400, with what they have copied, to their source */
+    static const char *const answer[] = {
         "OPTIONS sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKm3\r\n"
         "From: <sip:a@b>;tag=f\r\nTo: <sip:b@c>\r\nCSeq: 1 OPTIONS\r\n\r\n",
         "OPTIONS sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKm4\r\n"
         "From: <sip:a@b>;tag=f\r\nTo: <sip:b@c>\r\nCall-ID: m4\r\nCSeq: x OPTIONS\r\n\r\n",
+        "OPTIONS sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.1;;,;,,\r\n"
+        "From: <sip:a@b>;tag=f\r\nTo: <sip:b@c>\r\nCall-ID: m9\r\nCSeq: 1 OPTIONS\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof answer / sizeof answer[0]; i++) {
+        EXPECT_OK(feed(l, answer[i], &src, 0));
+        ASSERT_EQ(C.nout, 4 + (int)i);
+        EXPECT_EQ(strncmp(C.out[3 + i].data, "SIP/2.0 400 ", 12), 0);
+        EXPECT_STR(csip_str_c(addr_str(&C.out[3 + i].dst)), i == 2 ? "192.0.2.9:5080"
+                                                                     : "192.0.2.9:5060");
+    }
+    int answered = 6;
+
+    /* not answerable: no Via, an ACK, garbage, a malformed response */
+    static const char *const drop[] = {
         "OPTIONS sip:bob@example.com SIP/2.0\r\n"
         "From: <sip:a@b>;tag=f\r\nTo: <sip:b@c>\r\nCall-ID: m5\r\nCSeq: 1 OPTIONS\r\n\r\n",
         "ACK sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKm6\r\n"
@@ -779,9 +793,9 @@ static void test_malformed(void)
 
     csip_txn_stats st;
     csip_txn_layer_stats(l, &st);
-    EXPECT_EQ(st.malformed_answered, 4);
-    EXPECT_EQ(st.malformed_dropped, 7);
-    EXPECT_EQ(st.received, 11);
+    EXPECT_EQ(st.malformed_answered, 7);
+    EXPECT_EQ(st.malformed_dropped, 5);
+    EXPECT_EQ(st.received, 12);
     EXPECT_EQ(csip_txn_layer_count(l), 0);
     teardown(l);
 }
@@ -883,6 +897,15 @@ static void test_via_stamped(void)
                    &src6, 0));
     ASSERT_EQ(C.nreq, 3);
     EXPECT_CSTR(C.req_via[2], "SIP/2.0/UDP [2001:db8::1];branch=z9hG4bKs3;received=2001:db8::9");
+    /* a folded Via (RFC 4475 wsinv): stamped too, written back unfolded */
+    EXPECT_OK(feed(l,
+                   "OPTIONS sip:bob@example.com SIP/2.0\r\n"
+                   "Via  : SIP/2.0/UDP\r\n    198.51.100.2;branch=z9hG4bKs4\r\n"
+                   "From: <sip:a@b>;tag=f\r\nTo: <sip:b@c>\r\nCall-ID: s4\r\n"
+                   "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+                   &src, 0));
+    ASSERT_EQ(C.nreq, 4);
+    EXPECT_CSTR(C.req_via[3], "SIP/2.0/UDP      198.51.100.2;branch=z9hG4bKs4;received=192.0.2.9");
     teardown(l);
 }
 
@@ -899,12 +922,16 @@ static void test_response_routing(void)
     EXPECT_ROUTE("SIP/2.0/UDP 10.1.1.1;received=198.51.100.7", &src, "192.0.2.9:5060");
     /* RFC 3581: rport, valued or not, answers the source port */
     EXPECT_ROUTE("SIP/2.0/UDP 10.1.1.1:5080;rport", &src, "192.0.2.9:33333");
+    /* a value the client wrote itself is replaced by the source port (§4) */
     EXPECT_ROUTE("SIP/2.0/UDP 10.1.1.1:5080;rport=40000;received=198.51.100.7", &src,
-                 "192.0.2.9:40000");
+                 "192.0.2.9:33333");
     /* a host name in sent-by and no received: the source address, sent-by port */
     EXPECT_ROUTE("SIP/2.0/UDP client.example.com:5090", &src, "192.0.2.9:5090");
-    /* maddr */
-    EXPECT_ROUTE("SIP/2.0/UDP 192.0.2.9:5080;maddr=224.0.1.75;ttl=1", &src, "224.0.1.75:5080");
+    /* maddr is not followed by a server: only the source gets responses, so a
+     * forged request cannot aim them at a third party */
+    EXPECT_ROUTE("SIP/2.0/UDP 192.0.2.9:5080;maddr=224.0.1.75;ttl=1", &src, "192.0.2.9:5080");
+    /* nor a sent-by naming another host */
+    EXPECT_ROUTE("SIP/2.0/UDP 198.51.100.7:5080", &src, "192.0.2.9:5080");
     EXPECT_ROUTE("SIP/2.0/UDP 192.0.2.9:5080;maddr=mcast.example.com", &src, "192.0.2.9:5080");
     /* IPv6 */
     csip_addr src6 = addr("2001:db8::9", 33333, CSIP_TP_UDP);

@@ -207,6 +207,16 @@ static void set_ip(csip_addr *out, const csip_addr *from)
  *    from the source, so a runtime has added "received"), each with the
  *    sent-by port or the default port (5061 for TLS, else 5060).
  */
+/*
+ * Where a response goes (RFC 3261 §18.2.2, RFC 3581). With src (a server's
+ * response to a request it received), never anywhere but the address the
+ * request came from: over a stream its connection; over UDP the source IP
+ * (which is what `received` says, and what sent-by says when received is
+ * absent), with the source port for rport, else the sent-by port. maddr is
+ * not followed there: it would let a forged request aim our responses at a
+ * third party. Without src (a proxy forwarding a response by its Via): the
+ * Via's received, rport, maddr and sent-by, as §18.2.2 lists them.
+ */
 static int response_dest(const csip_via *via, const csip_addr *src, csip_addr *out)
 {
     memset(out, 0, sizeof *out);
@@ -215,16 +225,15 @@ static int response_dest(const csip_via *via, const csip_addr *src, csip_addr *o
                                                             : 5060u;
     if (src) {
         *out = *src;
-        if (csip_transport_reliable((csip_transport)src->transport)) {
-            out->port = port;
-            return 0;
-        }
-    } else {
-        int tp = csip_transport_lookup(via->transport);
-        if (tp < 0)
-            return CSIP_ERR_INVALID_ARG;
-        out->transport = (uint8_t)tp;
+        if (!csip_transport_reliable((csip_transport)src->transport) && via->has_rport)
+            return 0; /* the source port */
+        out->port = port;
+        return 0;
     }
+    int tp = csip_transport_lookup(via->transport);
+    if (tp < 0)
+        return CSIP_ERR_INVALID_ARG;
+    out->transport = (uint8_t)tp;
     csip_addr a;
     memset(&a, 0, sizeof a);
     if (ip_literal(via->maddr, &a)) {
@@ -233,23 +242,22 @@ static int response_dest(const csip_via *via, const csip_addr *src, csip_addr *o
         return 0;
     }
     bool have_received = ip_literal(via->received, &a);
-    if (via->has_rport && (src || via->rport_has_value)) {
+    if (via->has_rport && via->rport_has_value) {
         if (have_received)
             set_ip(out, &a);
-        else if (!src && ip_literal(via->host, &a))
+        else if (ip_literal(via->host, &a))
             set_ip(out, &a);
-        else if (!src)
+        else
             return CSIP_ERR_INVALID_ARG;
-        out->port = via->rport_has_value ? via->rport : src->port;
+        out->port = via->rport;
         return 0;
     }
-    if (have_received) {
+    if (have_received)
         set_ip(out, &a);
-    } else if (ip_literal(via->host, &a)) {
+    else if (ip_literal(via->host, &a))
         set_ip(out, &a);
-    } else if (!src) {
+    else
         return CSIP_ERR_INVALID_ARG;
-    }
     out->port = port;
     return 0;
 }
@@ -811,23 +819,28 @@ static csip_str stateless_tag(const csip_txn_layer *l, const csip_msg *req, char
     return (csip_str){buf, 16};
 }
 
-/* Answers a request outside any transaction (malformed, overload). */
+/*
+ * Answers a request outside any transaction (malformed, overload), to the
+ * address it came from. Whatever of Via, From, To, Call-ID and CSeq it has is
+ * copied as received (RFC 4475 §3.1.2: a request missing some, or with one
+ * that does not parse, still gets its 400). A request without any Via line
+ * cannot carry a response back, and an ACK is never answered.
+ */
 static int answer_stateless(csip_txn_layer *l, const csip_msg *req, int code, const char *reason,
                             const csip_addr *src)
 {
-    const csip_via *via;
-    const csip_cseq *cseq;
-    if (csip_msg_method(req) == CSIP_METHOD_ACK || csip_msg_via(req, 0, &via) != 0 ||
-        csip_msg_cseq(req, &cseq) != 0 || !csip_msg_hdr_find(req, CSIP_HDR_FROM) ||
-        !csip_msg_hdr_find(req, CSIP_HDR_TO) || !csip_msg_hdr_find(req, CSIP_HDR_CALL_ID))
+    if (csip_msg_method(req) == CSIP_METHOD_ACK || !csip_msg_hdr_find(req, CSIP_HDR_VIA) || !src ||
+        src->family == 0)
         return CSIP_ERR_INVALID_ARG;
     char tag[17];
     csip_msg *resp = NULL;
     int rc = csip_response_for(req, code, reason, stateless_tag(l, req, tag), l->mem, &resp);
     if (rc != 0)
         return rc;
-    csip_addr dst;
-    rc = response_dest(via, src, &dst);
+    csip_addr dst = *src; /* a top Via that does not parse: its source port */
+    const csip_via *via;
+    if (csip_msg_via(req, 0, &via) == 0)
+        rc = response_dest(via, src, &dst);
     if (rc == 0)
         rc = send_printed(l, resp, &dst);
     csip_msg_free(resp);
@@ -955,6 +968,11 @@ static int stamp_via(csip_msg *m, const csip_addr *src)
     }
     PUT(vend, (size_t)(line->value.p + line->value.len - vend));
 #undef PUT
+    /* a folded line (CRLF and white space, RFC 3261 §7.3.1) is written back
+     * unfolded: the folding is linear white space, a space says the same */
+    for (size_t i = 0; i < len; i++)
+        if (buf[i] == '\r' || buf[i] == '\n')
+            buf[i] = ' ';
     return csip_msg_hdr_set(m, pos, (csip_str){buf, len}) == CSIP_ERR_NOMEM ? CSIP_ERR_NOMEM : 0;
 }
 
