@@ -286,7 +286,8 @@ static void test_rfc3264_10_1_reanswer(void)
 }
 
 /* §10.2: Bob answers the inactive offer with all three codecs, then the re-offer with one;
- * his o= version goes up by one because the answer changed. */
+ * his o= version goes up by one because the answer changed. These are the RFC's answers
+ * but for s=- and the second one's a=sendrecv, which this library leaves out (the default). */
 static void test_rfc3264_10_2(void)
 {
     static const uint16_t port[] = {54520};
@@ -1084,6 +1085,9 @@ static void test_limits(void)
     lim.max_len = 20;
     EXPECT_EQ(csip_sdp_parse_limited(big, n, NULL, &lim, &s, &err), CSIP_ERR_LIMIT_SDP);
     EXPECT_EQ(err.offset, 20);
+    EXPECT_EQ(err.line, 2);
+    EXPECT_EQ(err.column, 16);
+    EXPECT_EQ(err.type, 'o');
     EXPECT_TRUE(s == NULL);
 
     /* the defaults: 33 media sections are one too many */
@@ -1102,6 +1106,7 @@ static void test_limits(void)
     s = NULL;
 
     EXPECT_EQ(csip_sdp_parse(NULL, 3, NULL, &s, &err), CSIP_ERR_INVALID_ARG);
+    EXPECT_EQ(err.code, CSIP_ERR_INVALID_ARG);
     EXPECT_EQ(csip_sdp_parse(big, n, NULL, NULL, &err), CSIP_ERR_INVALID_ARG);
     EXPECT_EQ(csip_sdp_parse(NULL, 0, NULL, &s, &err), CSIP_ERR_PARSE_SDP);
 }

@@ -93,7 +93,7 @@ static int fail(parser *ps, const char *at, int code, const char *what)
         e->offset = (size_t)(at - ps->base);
         e->line = ps->lineno ? ps->lineno : 1;
         e->column = (uint32_t)(at - ps->ls) + 1;
-        e->type = ps->type;
+        e->type = ps->type >= 'a' && ps->type <= 'z' ? ps->type : 0;
         e->what = what;
     }
     return code;
@@ -981,8 +981,14 @@ int csip_sdp_parse_limited(const char *buf, size_t len, const csip_mem *mem,
     parser ps = {buf, buf ? buf + len : NULL, err, buf, 0, 0};
     if (err)
         memset(err, 0, sizeof *err);
-    if (!out || (!buf && len))
+    if (!out || (!buf && len)) {
+        if (err) {
+            err->code = CSIP_ERR_INVALID_ARG;
+            err->line = err->column = 1;
+            err->what = "no output pointer, or no buffer for a non-zero length";
+        }
         return CSIP_ERR_INVALID_ARG;
+    }
     *out = NULL;
     csip_sdp_limits z = {0}, lim;
     if (!limits)
@@ -1001,7 +1007,15 @@ int csip_sdp_parse_limited(const char *buf, size_t len, const csip_mem *mem,
         return BAD(&ps, nothing, "empty description");
     }
     if (len > lim.max_len) {
+        /* located at the first octet over the limit */
+        const char *at = buf + lim.max_len;
         ps.lineno = 1;
+        for (const char *q = buf; q < at; q++)
+            if (*q == '\n') {
+                ps.lineno++;
+                ps.ls = q + 1;
+            }
+        ps.type = *ps.ls;
         return fail(&ps, buf + lim.max_len, CSIP_ERR_LIMIT_SDP,
                     "description longer than the size limit");
     }
