@@ -910,11 +910,12 @@ RFC4475_EXPECT = {
     "regescrt": {401}, "sdp01": {406, SAME}, "inv2543": {SAME},
 }
 
-# What csipd may answer a well-formed request it does not serve itself yet
-# (no proxying: 404/480 for a user, 405 for a method it does not support, 501
-# for an unknown method), 200 for OPTIONS.
-SAME_ALLOWED = {"OPTIONS": {200, 404, 480}, "INVITE": {404, 405, 480, 501},
-                "MESSAGE": {404, 405, 480, 501}, "other": {404, 405, 480, 501}}
+# What csipd may answer a well-formed request that is not a REGISTER or an
+# OPTIONS to itself: it proxies it (RFC 3261 §16): 407 when the From claims
+# one of its domains without credentials, 404/480 for a user it does not know
+# or who has no binding, 403 for another domain; 200 for OPTIONS to itself.
+SAME_ALLOWED = {"OPTIONS": {200, 404, 407, 480}, "INVITE": {403, 404, 407, 480},
+                "MESSAGE": {403, 404, 407, 480}, "other": {403, 404, 407, 480, 501}}
 
 
 def rfc4475_messages(run):
@@ -1036,12 +1037,21 @@ def exchange(server, data, ports, want_answer, seconds=4.0, linger=0.5):
     return got
 
 
-def control_status(server, method, ruri, cache):
-    """csipd's answer to a plain, well-formed request of the method to ruri."""
-    key = (method, ruri)
+def from_domain_of(data):
+    """The host of the From URI of a raw request (None when it has none)."""
+    m = re.search(rb"\r\n(?:From|f)[ \t]*:[^\r\n]*?sips?:(?:[^@>;\r\n]*@)?([^:;>\s]+)", data,
+                  re.I)
+    return m.group(1).decode("latin-1").lower() if m else None
+
+
+def control_status(server, method, ruri, cache, from_domain=None):
+    """csipd's answer to a plain, well-formed request of the method to ruri,
+    from the same domain (csipd challenges callers who claim its domains)."""
+    dom = from_domain or "example.com"
+    key = (method, ruri, dom)
     if key not in cache:
         peer = loopback_peer(server)
-        data, br = build_request(method, ruri, peer.addr, "sip:control@example.com",
+        data, br = build_request(method, ruri, peer.addr, "sip:control@%s" % dom,
                                  "sip:user@example.com", "%x@control" % random.getrandbits(64), 1)
         resp = peer.transact(data, br)
         peer.close()
@@ -1090,8 +1100,8 @@ def judge(name, data, want, got):
                          {"noProxiesSupportThis", "norDoAnyProxiesSupportThis"}):
             return "420 with Unsupported %s" % sorted(unsup)
     # RFC 3261 §8.2.1: a 405 lists the methods in Allow; RFC 4475 §3.1.1.2: so
-    # does an endpoint's 501 to intmeth.
-    if (resp.status == 405 or name == "intmeth") and not resp.get("allow"):
+    # does an endpoint's 501 to intmeth (a proxy forwards it instead).
+    if resp.status in (405, 501) and not resp.get("allow"):
         return "%d without Allow" % resp.status
     return None
 
@@ -1125,7 +1135,7 @@ def case_rfc4475_udp(run):
         if SAME in want:
             method, ruri = data.split(b"\r\n", 1)[0].decode("latin-1").split(" ")[:2]
             want.discard(SAME)
-            want.add(control_status(server, method, ruri, cache))
+            want.add(control_status(server, method, ruri, cache, from_domain_of(data)))
         got = exchange(server, data, answer_ports(data), NONE not in want)
         if txn_key(data):
             last_use[txn_key(data)] = time.time() + 34
