@@ -50,7 +50,7 @@ void csipd_usage(FILE *f)
                "      --group-commit MS   REGISTERs arriving within MS share one database commit;\n"
                "                          their responses wait for it (default 2; 0 = those read\n"
                "                          in one loop iteration)\n"
-               "      --max-txns N        live transactions (default 65536)\n"
+               "      --max-txns N        live transactions (default 1048576)\n"
                "  -h, --help\n");
 }
 
@@ -240,6 +240,9 @@ void csipd_config_load(csipd_config *c, int argc, char **argv, int *rest)
     c->auth = true;
     c->nonce_lifetime = 300;
     c->group_commit_ms = 2;
+    /* A proxied call keeps four transactions for up to 32 s (RFC 6026 Timer L
+     * and M, Timer J): a few thousand calls per second need this many. */
+    c->max_txns = 1u << 20;
     c->auth_algs[0] = CSIP_AUTH_ALG_SHA256;
     c->auth_algs[1] = CSIP_AUTH_ALG_MD5;
     c->n_auth_algs = 2;
