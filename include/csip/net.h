@@ -24,10 +24,10 @@
 #ifndef CSIP_NET_H
 #define CSIP_NET_H
 
-#include <uv.h>
-
 #include "csip/addr.h"
 #include "csip/txn.h"
+
+#include <uv.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -42,13 +42,16 @@ typedef struct csip_endpoint_opts {
     const char *const *listen;
     const char *tls_cert_file; /**< PEM certificate chain (needed to listen on TLS) */
     const char *tls_key_file;
-    const char *tls_ca_file;   /**< trust anchors; NULL = the system's */
-    bool tls_no_verify;        /**< turn off certificate and host name checks (tests only) */
-    uint32_t idle_timeout_ms;  /**< close stream connections idle this long; default 300000 */
-    uint32_t max_connections;  /**< default 1024 */
-    uint32_t max_conn_buffer;  /**< bytes buffered per connection, default 2 * max stream message */
-    uint32_t udp_mtu;          /**< default 1500: requests over mtu-200 go over TCP */
-    csip_txn_opts txn;         /**< transaction layer options */
+    const char *tls_ca_file;  /**< trust anchors; NULL = the system's */
+    bool tls_no_verify;       /**< turn off certificate and host name checks (tests only) */
+    uint32_t idle_timeout_ms; /**< close stream connections idle this long; default 300000 */
+    uint32_t max_connections; /**< default 1024 */
+    uint32_t max_conn_buffer; /**< bytes buffered per connection, default 2 * max stream message */
+    uint32_t udp_mtu;         /**< default 1500: requests over mtu-200 go over TCP */
+    uint32_t udp_buffer;      /**< UDP socket receive and send buffers asked for, bytes
+                                   (default 4 MiB; the kernel caps it at net.core.rmem_max
+                                   and wmem_max): a burst waits there instead of being dropped */
+    csip_txn_opts txn;        /**< transaction layer options */
 } csip_endpoint_opts;
 
 /**

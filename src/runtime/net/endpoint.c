@@ -437,8 +437,13 @@ static int open_listener(csip_endpoint *ep, net_listener *l, const csip_addr *a)
         ep->handles++;
         l->u.h.data = l;
         r = uv_udp_bind(&l->u.udp, sa, a->family == 6 ? UV_UDP_IPV6ONLY : 0);
-        if (r == 0)
+        if (r == 0) {
+            /* best effort: the kernel caps the sizes at its maxima */
+            int rb = (int)ep->udp_buffer, sb = (int)ep->udp_buffer;
+            (void)uv_recv_buffer_size((uv_handle_t *)&l->u.udp, &rb);
+            (void)uv_send_buffer_size((uv_handle_t *)&l->u.udp, &sb);
             r = uv_udp_getsockname(&l->u.udp, (struct sockaddr *)&ss, &namelen);
+        }
         if (r == 0)
             r = uv_udp_recv_start(&l->u.udp, udp_alloc, udp_recv);
     } else {
@@ -515,6 +520,7 @@ int csip_endpoint_new(uv_loop_t *loop, const csip_endpoint_opts *opts, const csi
                                                      : CSIP_DEFAULT_MAX_STREAM_MESSAGE;
     ep->max_conn_buffer = opts->max_conn_buffer ? opts->max_conn_buffer : 2u * max_msg;
     ep->udp_mtu = opts->udp_mtu > NET_MTU_MARGIN ? opts->udp_mtu : NET_DEFAULT_MTU;
+    ep->udp_buffer = opts->udp_buffer ? opts->udp_buffer : 4u << 20;
     ep->tls_no_verify = opts->tls_no_verify;
 
     bool fail = false;

@@ -118,7 +118,7 @@ struct csip_endpoint {
 
     SSL_CTX *tls_server, *tls_client;
 
-    uint32_t idle_ms, max_conns, max_conn_buffer, udp_mtu;
+    uint32_t idle_ms, max_conns, max_conn_buffer, udp_mtu, udp_buffer;
     bool tls_no_verify;
     char *tls_ca_file, *tls_cert_file, *tls_key_file; /* copies, for the lazy client context */
     csip_limits limits;
