@@ -78,6 +78,61 @@ void csip__net_idle_sweep(csip_endpoint *ep)
 /* ------------------------------------------------------------------------- */
 /* Lifetime */
 
+/* ------------------------------------------------------------------------- */
+/* Lookup tables: by id (responses on the connection a request came on) and
+ * by remote address and transport (reuse of an open connection), so that a
+ * send costs the same with ten thousand connections as with one. */
+
+static size_t hash_id(const csip_endpoint *ep, uint64_t id)
+{
+    return (size_t)((id * 0x9e3779b97f4a7c15u) >> 32) & ep->hmask;
+}
+
+static size_t hash_addr(const csip_endpoint *ep, const csip_addr *a)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    uint8_t k[20];
+    size_t n = a->family == 6 ? 16 : 4;
+    memcpy(k, a->ip, n);
+    k[n] = (uint8_t)(a->port >> 8);
+    k[n + 1] = (uint8_t)a->port;
+    k[n + 2] = a->transport;
+    k[n + 3] = a->family;
+    for (size_t i = 0; i < n + 4; i++) {
+        h ^= k[i];
+        h *= 0x100000001b3u;
+    }
+    return (size_t)(h ^ (h >> 29)) & ep->hmask;
+}
+
+void csip__net_conn_addr_known(net_conn *c)
+{
+    csip_endpoint *ep = c->ep;
+    if (c->in_haddr)
+        return;
+    size_t b = hash_addr(ep, &c->remote);
+    c->haddr_next = ep->haddr[b];
+    ep->haddr[b] = c;
+    c->in_haddr = true;
+}
+
+static void conn_unhash(net_conn *c)
+{
+    csip_endpoint *ep = c->ep;
+    for (net_conn **pp = &ep->hid[hash_id(ep, c->id)]; *pp; pp = &(*pp)->hid_next)
+        if (*pp == c) {
+            *pp = c->hid_next;
+            break;
+        }
+    if (c->in_haddr)
+        for (net_conn **pp = &ep->haddr[hash_addr(ep, &c->remote)]; *pp; pp = &(*pp)->haddr_next)
+            if (*pp == c) {
+                *pp = c->haddr_next;
+                break;
+            }
+    c->in_haddr = false;
+}
+
 static net_conn *conn_new(csip_endpoint *ep, csip_transport tp)
 {
     net_conn *c = csip__malloc(ep->mem, sizeof *c);
@@ -100,6 +155,9 @@ static net_conn *conn_new(csip_endpoint *ep, csip_transport tp)
         ep->conns->prev = c;
     ep->conns = c;
     ep->n_conns++;
+    size_t b = hash_id(ep, c->id);
+    c->hid_next = ep->hid[b];
+    ep->hid[b] = c;
     idle_arm(ep, ep->idle_ms);
     return c;
 }
@@ -117,6 +175,7 @@ static void conn_closed(uv_handle_t *h)
 {
     net_conn *c = h->data;
     csip_endpoint *ep = c->ep;
+    conn_unhash(c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -596,6 +655,7 @@ static int conn_connect(csip_endpoint *ep, const csip_addr *dst, const void *dat
     c->outbound = true;
     c->remote = *dst;
     c->remote.conn = c->id;
+    csip__net_conn_addr_known(c);
     c->state = CONN_CONNECTING;
     if (tls) {
         csip__net_tls_name(data, len, c->host, sizeof c->host);
@@ -654,6 +714,7 @@ void csip__net_accept(net_listener *l)
     csip__net_from_sockaddr((const struct sockaddr *)&ss, tls ? CSIP_TP_TLS : CSIP_TP_TCP,
                             &c->remote);
     c->remote.conn = c->id;
+    csip__net_conn_addr_known(c);
     if (tls) {
         c->state = CONN_HANDSHAKE;
         if (csip__net_tls_start(c, true) != 0) {
@@ -677,15 +738,18 @@ int csip__net_stream_send(csip_endpoint *ep, const csip_addr *dst, const void *d
     net_conn *c = NULL;
     /* §18.2.2: the connection the request came on, while it is open. */
     if (dst->conn)
-        for (c = ep->conns; c; c = c->next)
+        for (c = ep->hid[hash_id(ep, dst->conn)]; c; c = c->hid_next)
             if (c->id == dst->conn && c->state != CONN_CLOSING &&
                 c->remote.transport == dst->transport)
                 break;
     /* Else any open connection to that address and transport. */
-    if (!c)
-        for (c = ep->conns; c; c = c->next)
+    if (!c && dst->port) {
+        csip_addr key = *dst;
+        key.conn = 0;
+        for (c = ep->haddr[hash_addr(ep, &key)]; c; c = c->haddr_next)
             if (c->state != CONN_CLOSING && csip_addr_equal(&c->remote, dst))
                 break;
+    }
     if (!c) {
         if (!dst->port)
             return CSIP_ERR_TRANSPORT;

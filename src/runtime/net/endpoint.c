@@ -114,6 +114,8 @@ void csip__net_handle_closed(csip_endpoint *ep)
         return;
     const csip_mem *mem = ep->mem;
     csip__free(mem, ep->ls);
+    csip__free(mem, ep->hid);
+    csip__free(mem, ep->haddr);
     csip__free(mem, ep->rbuf);
     csip__free(mem, ep->pbuf);
     csip__free(mem, ep->tls_ca_file);
@@ -530,7 +532,17 @@ int csip_endpoint_new(uv_loop_t *loop, const csip_endpoint_opts *opts, const csi
     ep->rbuf = csip__malloc(mem, NET_RBUF);
     ep->pbuf = csip__malloc(mem, NET_RBUF);
     ep->ls = csip__malloc(mem, (n_ls ? n_ls : 1) * sizeof *ep->ls);
-    if (fail || !ep->rbuf || !ep->pbuf || !ep->ls) {
+    size_t nb = 64;
+    while (nb < ep->max_conns && nb < (1u << 20))
+        nb <<= 1;
+    ep->hmask = nb - 1;
+    ep->hid = csip__malloc(mem, nb * sizeof *ep->hid);
+    ep->haddr = csip__malloc(mem, nb * sizeof *ep->haddr);
+    if (ep->hid)
+        memset(ep->hid, 0, nb * sizeof *ep->hid);
+    if (ep->haddr)
+        memset(ep->haddr, 0, nb * sizeof *ep->haddr);
+    if (fail || !ep->rbuf || !ep->pbuf || !ep->ls || !ep->hid || !ep->haddr) {
         ep->freeing = true;
         ep->handles = 1;
         csip__net_handle_closed(ep);

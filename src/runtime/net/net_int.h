@@ -60,6 +60,9 @@ typedef enum conn_state {
 typedef struct net_conn {
     csip_endpoint *ep;
     struct net_conn *prev, *next;
+    struct net_conn *hid_next;   /* chain in ep->hid (by id) */
+    struct net_conn *haddr_next; /* chain in ep->haddr (by remote address), once known */
+    bool in_haddr;
     uv_tcp_t tcp;
     uv_connect_t connect_req;
     uv_shutdown_t shutdown_req;
@@ -113,6 +116,8 @@ struct csip_endpoint {
 
     net_conn *conns; /* every connection, CLOSING ones included */
     size_t n_conns;
+    net_conn **hid, **haddr; /* hash tables of conns by id and by remote address */
+    size_t hmask;            /* buckets - 1 (a power of two, about max_conns) */
     uint64_t next_conn_id;
     net_out *failed, *failed_tail; /* see net_out */
 
@@ -181,5 +186,8 @@ void csip__net_tls_name(const char *data, size_t len, char *out, size_t cap);
 
 /* Connections not closing. */
 size_t csip__endpoint_conn_count(const csip_endpoint *ep);
+
+/* Adds a connection to the by-address table once its remote address is known. */
+void csip__net_conn_addr_known(net_conn *c);
 
 #endif
