@@ -1,5 +1,6 @@
 /*
- * The proxy core (csip/proxy.h, RFC 3261 §16).
+ * The proxy core (csip/proxy.h, RFC 3261 §16). docs/internals/proxy.md
+ * describes the design; in short:
  *
  * One response context (pctx) per proxied request with a server transaction,
  * one branch (pbranch) per forwarded copy with its client transaction. The
@@ -19,10 +20,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#define TIMER_C_DEFAULT 180000u
+#define TIMER_C_DEFAULT 200000u /* §16.8: "MUST be larger than 3 minutes" */
 #define SENT_BY_MAX 128
 #define MAX_ROUTES 32
 #define MAX_CHALLENGES 16
+#define URI_MAX 1024
 #define BRANCH_PREFIX "z9hG4bKcsp"
 #define BRANCH_PREFIX_LEN 10
 
@@ -37,23 +39,28 @@ typedef struct pbranch {
     uint64_t token;    /* resolve token while pending */
     uint64_t timer_c;  /* deadline, 0 when not running */
     bool provisional;  /* a 1xx came */
-    bool done;         /* a final response (or its synthesized stand-in) came */
-    bool cancel;       /* CANCEL wanted: sent when a provisional comes */
+    bool final;        /* the client transaction had its final response */
+    bool done;         /* counted as answered in the response context (a final, or
+                          what stands for one: a failure to send, Timer C) */
+    bool cancel;       /* CANCEL wanted: sent once a provisional has come */
     bool cancelled;    /* the CANCEL went out */
 } pbranch;
 
 struct pctx {
     csip_proxy *p;
     csip_txn *st;
-    csip_msg *req_copy; /* the request after Route processing, for further branches */
+    csip_msg *req_copy; /* the request after Route processing, for every branch */
     csip_addr src;
+    char hash[9]; /* the loop-detection part of our branches (§16.6 step 8) */
     bool invite;
     bool final_sent;
     bool six_xx;      /* a 6xx came: no more branches */
-    bool cancelling;  /* the caller cancelled, or a 2xx/6xx came */
+    bool cancelling;  /* the caller cancelled, a 2xx/6xx came, or the server transaction ended */
+    int busy;         /* a group is being started: check_done() waits for it */
     int final_status; /* what was sent, for on_done */
-    csip_msg *best;   /* best final response so far (a copy) */
-    int best_code;
+    csip_msg *best;   /* the best final response so far (a copy, top Via gone); NULL
+                         when best_code stands for a response the proxy makes itself */
+    int best_code;    /* 0: none yet */
     char *challenges[MAX_CHALLENGES]; /* WWW-/Proxy-Authenticate values of 401/407s */
     uint16_t challenge_id[MAX_CHALLENGES];
     size_t n_challenges;
@@ -128,62 +135,83 @@ static int copy_msg(csip_proxy *p, const csip_msg *m, csip_msg **out)
     return rc;
 }
 
-static bool uri_is_me(csip_proxy *p, const csip_uri *u)
+/* A copy of a received response without its top Via (ours): what goes upstream. */
+static int upstream_copy(csip_proxy *p, const csip_msg *resp, csip_msg **out)
 {
-    if (u->kind != CSIP_URI_SIP && u->kind != CSIP_URI_SIPS)
-        return false;
-    return p->cb.is_me(p->ud, u->host, u->has_port ? u->port : 0);
+    int rc = copy_msg(p, resp, out);
+    if (rc == 0 && (rc = csip_msg_via_pop(*out)) != 0) {
+        csip_msg_free(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
-/* Rewrites the Route set: every Route line removed, then n values added in order. */
-static int set_routes(csip_msg *m, const csip_str *v, size_t n)
+static bool is_sip(const csip_uri *u)
 {
-    for (size_t i = csip_msg_hdr_count(m); i-- > 0;) {
-        const csip_hdr *h = csip_msg_hdr_at(m, i);
-        if (h && h->id == CSIP_HDR_ROUTE) {
-            int rc = csip_msg_hdr_remove(m, i);
-            if (rc)
-                return rc;
-        }
-    }
-    /* Route goes right after the last Via-ish header: simply first after the
-     * start line is fine for every element, but keep it readable: before
-     * the first header that is not Via or Max-Forwards. */
-    size_t pos = 0, cnt = csip_msg_hdr_count(m);
-    while (pos < cnt) {
-        const csip_hdr *h = csip_msg_hdr_at(m, pos);
-        if (!h || (h->id != CSIP_HDR_VIA && h->id != CSIP_HDR_RECORD_ROUTE))
-            break;
-        pos++;
-    }
-    for (size_t i = 0; i < n; i++) {
-        int rc = csip_msg_hdr_insert(m, pos + i, CSIP_HDR_ROUTE, CSIP_STR("Route"), v[i]);
+    return u->kind == CSIP_URI_SIP || u->kind == CSIP_URI_SIPS;
+}
+
+static bool uri_is_me(csip_proxy *p, const csip_uri *u)
+{
+    return is_sip(u) && p->cb.is_me(p->ud, u->host, u->has_port ? u->port : 0);
+}
+
+/* A Request-URI for the location service (§16.5): a user in one of our
+ * domains, without a port or with one of ours. With another port it names
+ * another server on our host (a Contact), which gets the request as it is. */
+static bool uri_is_local(csip_proxy *p, const csip_uri *u)
+{
+    return is_sip(u) && u->user.p && p->cb.is_my_domain && p->cb.is_my_domain(p->ud, u->host) &&
+           (!u->has_port || p->cb.is_me(p->ud, u->host, u->port));
+}
+
+/* The position of a header line for the edit functions. */
+static size_t hdr_pos(const csip_msg *m, const csip_hdr *h)
+{
+    size_t i = 0;
+    while (csip_msg_hdr_at(m, i) != h)
+        i++;
+    return i;
+}
+
+/* Removes every line with this id (csip_msg_hdr_at also lists removed lines:
+ * csip_msg_hdr_find does not). */
+static int remove_all(csip_msg *m, csip_hdr_id id)
+{
+    const csip_hdr *h;
+    while ((h = csip_msg_hdr_find(m, id)) != NULL) {
+        int rc = csip_msg_hdr_remove(m, hdr_pos(m, h));
         if (rc)
             return rc;
     }
     return 0;
 }
 
-/* The Route values of a message (raw name-addr text), at most MAX_ROUTES. */
-static int get_routes(const csip_msg *m, csip_str *v, size_t *n)
+/* Rewrites the Route set: every Route line removed, then n values added in
+ * order, one per line, after the Via and Record-Route lines at the top. */
+static int set_routes(csip_msg *m, const csip_str *v, size_t n)
 {
-    const csip_nameaddr *na;
-    size_t k;
-    int rc = csip_msg_nameaddrs(m, CSIP_HDR_ROUTE, &na, &k);
+    int rc = remove_all(m, CSIP_HDR_ROUTE);
     if (rc)
         return rc;
-    if (k > MAX_ROUTES)
-        return CSIP_ERR_LIMIT_VALUES;
-    for (size_t i = 0; i < k; i++)
-        v[i] = na[i].raw;
-    *n = k;
+    size_t pos = 0;
+    const csip_hdr *h;
+    while ((h = csip_msg_hdr_at(m, pos)) != NULL &&
+           (h->id == CSIP_HDR_VIA || h->id == CSIP_HDR_RECORD_ROUTE))
+        pos++;
+    for (size_t i = 0; i < n; i++)
+        if ((rc = csip_msg_hdr_insert(m, pos + i, CSIP_HDR_ROUTE, CSIP_STR("Route"), v[i])) != 0)
+            return rc;
     return 0;
 }
 
-/* Where a URI says to send to: IP literal, port, transport. Host names need resolve. */
+/* Where a URI says to send to: IP literal, port, transport. Host names:
+ * CSIP_ERR_PAUSE (resolve them), with transport and port filled. */
 static int uri_addr(const csip_uri *u, csip_addr *a)
 {
     memset(a, 0, sizeof *a);
+    if (!is_sip(u))
+        return CSIP_ERR_NOT_FOUND;
     bool sips = u->kind == CSIP_URI_SIPS;
     int tp = sips ? CSIP_TP_TLS : CSIP_TP_UDP;
     if (u->transport.p) {
@@ -195,13 +223,11 @@ static int uri_addr(const csip_uri *u, csip_addr *a)
     a->transport = (uint8_t)tp;
     a->port = u->has_port ? u->port : (tp == CSIP_TP_TLS ? 5061 : 5060);
     if (u->host_type != CSIP_HOST_IPV4 && u->host_type != CSIP_HOST_IPV6)
-        return CSIP_ERR_PAUSE; /* a name: resolve */
+        return CSIP_ERR_PAUSE;
     int rc = csip_addr_set_ip(a, u->host);
-    if (rc)
-        return rc;
     a->port = u->has_port ? u->port : (tp == CSIP_TP_TLS ? 5061 : 5060);
     a->transport = (uint8_t)tp;
-    return 0;
+    return rc;
 }
 
 static const char *tp_param(uint8_t tp)
@@ -222,6 +248,39 @@ static const char *tp_param(uint8_t tp)
     }
 }
 
+/* Our sent-by for a message to dst (the host's local callback), checked. */
+static int local_sent_by(csip_proxy *p, const csip_addr *dst, char out[SENT_BY_MAX])
+{
+    int n = p->cb.local(p->ud, dst, out, SENT_BY_MAX);
+    if (n >= SENT_BY_MAX)
+        return CSIP_ERR_BUFFER_TOO_SMALL;
+    if (n == 0)
+        return CSIP_ERR_NOT_FOUND;
+    return n;
+}
+
+/* Adds our Via on top: "SIP/2.0/<transport> <sent-by>;branch=z9hG4bKcsp<hash>.<suffix>". */
+static int add_via(csip_msg *m, const csip_addr *dst, const char *sent_by, int n, const char *hash,
+                   const char *suffix)
+{
+    char via[SENT_BY_MAX + 96];
+    int vn =
+        snprintf(via, sizeof via, "SIP/2.0/%s %.*s;branch=" BRANCH_PREFIX "%s.%s",
+                 csip_transport_name((csip_transport)dst->transport), n, sent_by, hash, suffix);
+    if (vn < 0 || (size_t)vn >= sizeof via)
+        return CSIP_ERR_BUFFER_TOO_SMALL;
+    return csip_msg_hdr_insert(m, 0, CSIP_HDR_VIA, CSIP_STR("Via"), (csip_str){via, (size_t)vn});
+}
+
+/* §16.6 step 3: Max-Forwards one less, or 70 when absent. */
+static int decrement_max_forwards(csip_msg *m)
+{
+    uint32_t mf = 70;
+    if (csip_msg_max_forwards(m, &mf) == 0)
+        mf = mf > 0 ? mf - 1 : 0;
+    return csip_msg_set_max_forwards(m, mf);
+}
+
 /* ------------------------------------------------------------------------- */
 /* Loop detection (§16.3 step 4, §16.6 step 8) */
 
@@ -234,17 +293,33 @@ static uint64_t fnv(uint64_t h, csip_str s)
     return h ^ 0xff; /* separator */
 }
 
+static uint64_t fnv_lines(uint64_t h, const csip_msg *m, csip_hdr_id id)
+{
+    for (const csip_hdr *r = csip_msg_hdr_find(m, id); r; r = csip_msg_hdr_next(m, r))
+        h = fnv(h, r->value);
+    return h;
+}
+
+/*
+ * §16.6 step 8: the value "SHOULD reflect all of those fields" that affect
+ * the processing of the request, so that a request coming back with one of
+ * them changed is a spiral, not a loop. The top Via is left out although the
+ * RFC's example hash ("a common way") includes it: a request that comes back
+ * has as top Via that of the element that sent it back, never the one it
+ * had the first time, so with it the hash would never match and a loop would
+ * run until Max-Forwards ran out.
+ */
 int csip_proxy_loop_hash(const csip_msg *req, char out[9])
 {
     uint64_t h = 0xcbf29ce484222325u;
     const csip_nameaddr *from, *to;
     const csip_cseq *cseq;
-    const csip_via *via;
     csip_str cid;
     int rc;
+    if (!req || !out)
+        return CSIP_ERR_INVALID_ARG;
     if ((rc = csip_msg_from(req, &from)) || (rc = csip_msg_to(req, &to)) ||
-        (rc = csip_msg_call_id(req, &cid)) || (rc = csip_msg_cseq(req, &cseq)) ||
-        (rc = csip_msg_via(req, 0, &via)))
+        (rc = csip_msg_call_id(req, &cid)) || (rc = csip_msg_cseq(req, &cseq)))
         return rc;
     h = fnv(h, csip_msg_ruri_raw(req));
     h = fnv(h, from->tag);
@@ -253,32 +328,28 @@ int csip_proxy_loop_hash(const csip_msg *req, char out[9])
     char num[16];
     int n = snprintf(num, sizeof num, "%u", cseq->number);
     h = fnv(h, (csip_str){num, (size_t)n});
-    h = fnv(h, via->host);
-    h = fnv(h, via->branch);
-    for (const csip_hdr *r = csip_msg_hdr_find(req, CSIP_HDR_ROUTE); r;
-         r = csip_msg_hdr_next(req, r))
-        h = fnv(h, r->value);
-    for (const csip_hdr *r = csip_msg_hdr_find(req, CSIP_HDR_PROXY_REQUIRE); r;
-         r = csip_msg_hdr_next(req, r))
-        h = fnv(h, r->value);
+    h = fnv(h, cseq->method);
+    h = fnv_lines(h, req, CSIP_HDR_ROUTE);
+    h = fnv_lines(h, req, CSIP_HDR_PROXY_REQUIRE);
+    h = fnv_lines(h, req, CSIP_HDR_PROXY_AUTHORIZATION);
     snprintf(out, 9, "%08x", (unsigned)(h ^ (h >> 32)));
     return 0;
 }
 
-/* True when a Via of ours carries the branch we would compute now: a loop
- * (a spiral changes the Request-URI or the Route, and so the hash). */
-static bool looped(csip_proxy *p, const csip_msg *req)
+/* True when a Via of ours carries the hash this request has now: it was here
+ * before as it is (a loop). A spiral changed the Request-URI, a Route or
+ * another hashed field. Every Via counts, the top one too (a request we sent
+ * to ourselves). */
+static bool looped(csip_proxy *p, const csip_msg *req, const char *hash)
 {
-    char hash[9];
-    if (csip_proxy_loop_hash(req, hash) != 0)
-        return false;
     const csip_via *v;
-    for (size_t i = 1; csip_msg_via(req, i, &v) == 0; i++) {
-        if (!p->cb.is_me(p->ud, v->host, v->has_port ? v->port : 0))
+    for (size_t i = 0; csip_msg_via(req, i, &v) == 0; i++) {
+        if (v->branch.len < BRANCH_PREFIX_LEN + 9 ||
+            memcmp(v->branch.p, BRANCH_PREFIX, BRANCH_PREFIX_LEN) != 0 ||
+            memcmp(v->branch.p + BRANCH_PREFIX_LEN, hash, 8) != 0 ||
+            v->branch.p[BRANCH_PREFIX_LEN + 8] != '.')
             continue;
-        if (v->branch.len >= BRANCH_PREFIX_LEN + 8 &&
-            memcmp(v->branch.p, BRANCH_PREFIX, BRANCH_PREFIX_LEN) == 0 &&
-            memcmp(v->branch.p + BRANCH_PREFIX_LEN, hash, 8) == 0)
+        if (p->cb.is_me(p->ud, v->host, v->has_port ? v->port : 0))
             return true;
     }
     return false;
@@ -294,7 +365,7 @@ static void respond_own(csip_proxy *p, csip_txn *st, const csip_msg *req, int co
         return;
     csip_msg *resp;
     char tag[24];
-    /* a To tag from the Call-ID-independent sequence: unique per response */
+    /* a To tag from the proxy's sequence: unique per response */
     int n = snprintf(tag, sizeof tag, "p%llx", (unsigned long long)++p->seq);
     if (csip_response_for(req, code, reason, (csip_str){tag, (size_t)n}, p->mem, &resp) != 0)
         return;
@@ -366,16 +437,23 @@ static void waiting_remove(csip_proxy *p, pbranch *b)
         }
 }
 
+/* Drops the request of a branch whose next hop is being resolved. */
+static void drop_pending(csip_proxy *p, pbranch *b)
+{
+    if (!b->pending)
+        return;
+    waiting_remove(p, b);
+    csip_msg_free(b->pending);
+    b->pending = NULL;
+}
+
 /* Unlinks and frees a branch (the context stays: callers free it when it is
  * left without a server transaction and without branches). */
 static void branch_free(csip_proxy *p, pbranch *b)
 {
     pctx *c = b->ctx;
     timer_c_stop(p, b);
-    if (b->pending) {
-        waiting_remove(p, b);
-        csip_msg_free(b->pending);
-    }
+    drop_pending(p, b);
     for (pbranch **pp = &c->branches; *pp; pp = &(*pp)->next)
         if (*pp == b) {
             *pp = b->next;
@@ -385,7 +463,7 @@ static void branch_free(csip_proxy *p, pbranch *b)
 }
 
 /* Frees the branches that ended without a transaction (failed before being
- * sent, or cancelled while their next hop was being resolved). */
+ * sent, or dropped while their next hop was being resolved). */
 static void reap(csip_proxy *p, pctx *c)
 {
     for (pbranch **pp = &c->branches; *pp;) {
@@ -400,21 +478,62 @@ static void reap(csip_proxy *p, pctx *c)
     }
 }
 
-/* Sends the CANCEL of a branch (§16.10: only after a provisional response). */
+/*
+ * §16.7 step 6: a 6xx first; else the lowest class (3xx, then 4xx, then
+ * 5xx); within 4xx the responses that help a retry (401, 407, 415, 420, 484)
+ * before the others. Lower is better; within one rank the first one kept.
+ */
+static int rank(int code)
+{
+    int cls = code / 100;
+    if (cls == 6)
+        return 0;
+    bool helps = code == 401 || code == 407 || code == 415 || code == 420 || code == 484;
+    return cls * 10 + (cls == 4 && !helps);
+}
+
+/* A final response (resp NULL: one the proxy stands in for, such as the 408
+ * of a timeout or the 503 of a failed send) enters the response context. */
+static void consider(csip_proxy *p, pctx *c, int status, const csip_msg *resp)
+{
+    if (c->best_code && rank(status) >= rank(c->best_code))
+        return;
+    csip_msg *copy = NULL;
+    if (resp && upstream_copy(p, resp, &copy) != 0)
+        copy = NULL; /* out of memory: the proxy will build one with this status */
+    csip_msg_free(c->best);
+    c->best = copy;
+    c->best_code = status;
+}
+
+static void keep_challenges(csip_proxy *p, pctx *c, const csip_msg *resp)
+{
+    static const csip_hdr_id ids[] = {CSIP_HDR_WWW_AUTHENTICATE, CSIP_HDR_PROXY_AUTHENTICATE};
+    for (size_t k = 0; k < 2; k++)
+        for (const csip_hdr *h = csip_msg_hdr_find(resp, ids[k]);
+             h && c->n_challenges < MAX_CHALLENGES; h = csip_msg_hdr_next(resp, h)) {
+            char *v = pstrdup(p, h->value);
+            if (!v)
+                return;
+            c->challenge_id[c->n_challenges] = (uint16_t)ids[k];
+            c->challenges[c->n_challenges++] = v;
+        }
+}
+
+/* Sends the CANCEL of a branch (§16.10), or marks it wanted: a CANCEL goes
+ * only after a provisional response (§9.1). A branch still waiting for its
+ * next hop is dropped, as if it had answered 487. */
 static void branch_cancel(csip_proxy *p, pbranch *b, uint64_t now)
 {
-    if (b->done || b->cancelled)
-        return;
     b->cancel = true;
-    if (b->pending) { /* never sent: just drop it */
-        waiting_remove(p, b);
-        csip_msg_free(b->pending);
-        b->pending = NULL;
+    if (b->pending) {
+        drop_pending(p, b);
         b->done = true;
+        consider(p, b->ctx, 487, NULL);
         return;
     }
-    if (!b->ct || !b->provisional || !b->ctx->invite)
-        return; /* sent when a provisional comes; Timer C ends a silent one */
+    if (!b->ct || b->final || b->cancelled || !b->provisional || !b->ctx->invite)
+        return;
     csip_msg *cancel;
     if (csip_dialog_cancel_for(csip_txn_request(b->ct), p->mem, &cancel) != 0)
         return;
@@ -423,6 +542,7 @@ static void branch_cancel(csip_proxy *p, pbranch *b, uint64_t now)
         b->cancelled = true;
 }
 
+/* No more branches for this context; every pending one is cancelled. */
 static void cancel_all(csip_proxy *p, pctx *c, pbranch *except, uint64_t now)
 {
     c->cancelling = true;
@@ -432,244 +552,286 @@ static void cancel_all(csip_proxy *p, pctx *c, pbranch *except, uint64_t now)
     reap(p, c);
 }
 
-/* §16.7 step 6: 6xx first; else the lowest class, 4xx before 5xx before 3xx
- * is NOT what the RFC says: it says lowest class, so 3xx < 4xx < 5xx. Within
- * a class the first one kept. */
-static int rank(int code)
-{
-    if (code >= 600)
-        return 0;
-    return code / 100; /* 3, 4, 5 */
-}
-
-static void keep_challenges(csip_proxy *p, pctx *c, const csip_msg *resp)
-{
-    for (size_t i = 0; i < csip_msg_hdr_count(resp) && c->n_challenges < MAX_CHALLENGES; i++) {
-        const csip_hdr *h = csip_msg_hdr_at(resp, i);
-        if (h->id != CSIP_HDR_WWW_AUTHENTICATE && h->id != CSIP_HDR_PROXY_AUTHENTICATE)
-            continue;
-        char *v = pstrdup(p, h->value);
-        if (!v)
-            return;
-        c->challenge_id[c->n_challenges] = h->id;
-        c->challenges[c->n_challenges++] = v;
-    }
-}
-
 static void send_final(csip_proxy *p, pctx *c, uint64_t now);
 static void start_group(csip_proxy *p, pctx *c, uint64_t now);
 
-/* After a branch ended: the next group, or the best response, when all are done. */
+static bool all_done(const pctx *c)
+{
+    for (const pbranch *b = c->branches; b; b = b->next)
+        if (!b->done)
+            return false;
+    return true;
+}
+
+/* After a branch ended: the next group (serial forking by q), or the best
+ * response once every branch has answered. */
 static void check_done(csip_proxy *p, pctx *c, uint64_t now)
 {
     reap(p, c);
-    if (c->final_sent || !c->st)
+    if (c->busy || c->final_sent || !c->st || !all_done(c))
         return;
-    for (pbranch *b = c->branches; b; b = b->next)
-        if (!b->done)
-            return;
     while (!c->six_xx && !c->cancelling && c->next_target < c->n_targets) {
         start_group(p, c, now);
         reap(p, c);
-        for (pbranch *b = c->branches; b; b = b->next)
-            if (!b->done)
-                return;
+        if (c->final_sent || !all_done(c))
+            return;
     }
     send_final(p, c, now);
 }
 
+/* §16.7 steps 6-8: the best response goes upstream. */
 static void send_final(csip_proxy *p, pctx *c, uint64_t now)
 {
     if (c->final_sent || !c->st)
         return;
     c->final_sent = true;
     const csip_msg *req = csip_txn_request(c->st);
-    if (!c->best) {
-        /* no branch answered: every one timed out or failed to send */
-        c->final_status = c->best_code ? c->best_code : 408;
-        if (c->final_status == 503)
-            c->final_status = 500; /* §16.7 step 6 */
-        respond_own(p, c->st, req, c->final_status, NULL, now);
-        return;
-    }
+    int code = c->best_code ? c->best_code : 500;
     csip_msg *resp = c->best;
     c->best = NULL;
-    if (csip_msg_status(resp) == 401 || csip_msg_status(resp) == 407) {
-        /* §16.7 step 7: every challenge of every 401/407, in one response */
-        for (size_t i = csip_msg_hdr_count(resp); i-- > 0;) {
-            const csip_hdr *h = csip_msg_hdr_at(resp, i);
-            if (h->id == CSIP_HDR_WWW_AUTHENTICATE || h->id == CSIP_HDR_PROXY_AUTHENTICATE)
-                (void)csip_msg_hdr_remove(resp, i);
-        }
-        for (size_t i = 0; i < c->n_challenges; i++)
-            (void)csip_msg_hdr_add(resp, (csip_hdr_id)c->challenge_id[i],
-                                   csip_str_c(c->challenges[i]), false);
-    }
-    c->final_status = csip_msg_status(resp);
-    if (c->final_status == 503) {
-        /* §16.7 step 6: a 503 becomes 500 (the proxy is not unavailable) */
+    if (code == 503) {
+        /* §16.7 step 6: a 503 becomes 500 (this proxy is not unavailable) */
+        code = 500;
         csip_msg_free(resp);
-        c->final_status = 500;
-        respond_own(p, c->st, req, 500, NULL, now);
+        resp = NULL;
+    }
+    c->final_status = code;
+    if (!resp) {
+        respond_own(p, c->st, req, code, NULL, now);
         return;
+    }
+    if (code == 401 || code == 407) {
+        /* §16.7 step 7: every challenge of every 401/407, in the one response */
+        if (remove_all(resp, CSIP_HDR_WWW_AUTHENTICATE) == 0 &&
+            remove_all(resp, CSIP_HDR_PROXY_AUTHENTICATE) == 0)
+            for (size_t i = 0; i < c->n_challenges; i++)
+                (void)csip_msg_hdr_add(resp, (csip_hdr_id)c->challenge_id[i],
+                                       csip_str_c(c->challenges[i]), false);
     }
     (void)csip_txn_respond(c->st, resp, now);
 }
 
-/* Sends a branch's request now that its destination is known. */
-static void branch_send(csip_proxy *p, pbranch *b, csip_msg *req, const csip_addr *dst,
+/* A branch's final response other than 2xx, or what stands for one (resp NULL). */
+static void branch_final(csip_proxy *p, pbranch *b, int status, const csip_msg *resp, uint64_t now)
+{
+    pctx *c = b->ctx;
+    if (b->done)
+        return;
+    b->done = true;
+    timer_c_stop(p, b);
+    if (resp && (status == 401 || status == 407))
+        keep_challenges(p, c, resp);
+    consider(p, c, status, resp);
+    if (status >= 600 && !c->six_xx) {
+        /* §16.7 step 5 (6xx): cancel the others, no new branch */
+        c->six_xx = true;
+        cancel_all(p, c, b, now);
+    }
+    check_done(p, c, now);
+}
+
+/* Sends a 2xx upstream (§16.7 step 5: every 2xx of an INVITE, at once). */
+static void forward_2xx(csip_proxy *p, pctx *c, const csip_msg *resp, uint64_t now)
+{
+    if (c->final_sent && !c->invite)
+        return; /* a non-INVITE has one final response */
+    csip_msg *fwd;
+    if (upstream_copy(p, resp, &fwd) != 0)
+        return;
+    if (c->st && (!c->final_sent || csip_txn_state_of(c->st) == CSIP_TXN_ACCEPTED)) {
+        (void)csip_txn_respond(c->st, fwd, now);
+        return;
+    }
+    /* the server transaction has ended, or has sent another final response
+     * (Timer C stood for a branch that answers now): by the Via */
+    csip_addr dst;
+    if (csip_txn_response_dest(fwd, &c->src, &dst) == 0)
+        (void)csip_txn_layer_send_stateless(p->layer, fwd, &dst, now);
+    csip_msg_free(fwd);
+}
+
+/* Sends a branch's request now that its destination is known (§16.6 steps 4,
+ * 8, 10, 11). req is transferred. */
+static void branch_send(csip_proxy *p, pbranch *b, csip_msg *req, const csip_addr *dst, bool sips,
                         uint64_t now)
 {
     pctx *c = b->ctx;
-    char sent_by[SENT_BY_MAX];
-    int n = p->cb.local(p->ud, dst, sent_by, sizeof sent_by);
-    char hash[9], via[SENT_BY_MAX + 96];
-    int rc = n < 0 ? n : csip_proxy_loop_hash(csip_txn_request(c->st), hash);
-    if (rc == 0) {
-        int vn = snprintf(via, sizeof via, "SIP/2.0/%s %.*s;branch=" BRANCH_PREFIX "%s.%llx",
-                          csip_transport_name((csip_transport)dst->transport), n, sent_by, hash,
-                          (unsigned long long)++p->seq);
-        rc =
-            csip_msg_hdr_insert(req, 0, CSIP_HDR_VIA, CSIP_STR("Via"), (csip_str){via, (size_t)vn});
-    }
-    if (rc == 0 && p->record_route && c->invite) {
-        /* Record-Route (§16.6 step 4) with the address facing the callee; a
-         * second one facing the caller when they differ (transport, family). */
+    char sent_by[SENT_BY_MAX], seq[24];
+    int n = local_sent_by(p, dst, sent_by);
+    int rc = n < 0 ? n : 0;
+    snprintf(seq, sizeof seq, "%llx", (unsigned long long)++p->seq);
+    if (rc == 0)
+        rc = add_via(req, dst, sent_by, n, c->hash, seq);
+    csip_method m = csip_msg_method(req);
+    if (rc == 0 && p->record_route &&
+        (m == CSIP_METHOD_INVITE || m == CSIP_METHOD_SUBSCRIBE || m == CSIP_METHOD_REFER ||
+         m == CSIP_METHOD_NOTIFY)) {
+        /* §16.6 step 4, for the requests that can make a dialog: the address
+         * facing the callee on top, and the one facing the caller below it
+         * when they differ (transport, address: RFC 5658 double
+         * Record-Route); sips when the request is sips. */
+        const char *scheme = sips ? "sips" : "sip";
         char rr[SENT_BY_MAX + 64], in[SENT_BY_MAX];
-        int rn = snprintf(rr, sizeof rr, "<sip:%.*s;lr%s>", n, sent_by, tp_param(dst->transport));
-        int in_n = p->cb.local(p->ud, &c->src, in, sizeof in);
-        bool two = in_n >= 0 && (c->src.transport != dst->transport || in_n != n ||
-                                 memcmp(in, sent_by, (size_t)n) != 0);
-        if (two) {
+        int rn = snprintf(rr, sizeof rr, "<%s:%.*s;lr%s>", scheme, n, sent_by,
+                          sips && dst->transport == CSIP_TP_TLS ? "" : tp_param(dst->transport));
+        rc = csip_msg_hdr_insert(req, 1, CSIP_HDR_RECORD_ROUTE, CSIP_STR("Record-Route"),
+                                 (csip_str){rr, (size_t)rn});
+        int in_n = local_sent_by(p, &c->src, in);
+        if (rc == 0 && in_n > 0 &&
+            (c->src.transport != dst->transport || in_n != n || memcmp(in, sent_by, (size_t)n))) {
             char rr2[SENT_BY_MAX + 64];
             int r2 =
-                snprintf(rr2, sizeof rr2, "<sip:%.*s;lr%s>", in_n, in, tp_param(c->src.transport));
-            rc = csip_msg_hdr_add(req, CSIP_HDR_RECORD_ROUTE, (csip_str){rr2, (size_t)r2}, true);
+                snprintf(rr2, sizeof rr2, "<%s:%.*s;lr%s>", scheme, in_n, in,
+                         sips && c->src.transport == CSIP_TP_TLS ? "" : tp_param(c->src.transport));
+            rc = csip_msg_hdr_insert(req, 2, CSIP_HDR_RECORD_ROUTE, CSIP_STR("Record-Route"),
+                                     (csip_str){rr2, (size_t)r2});
         }
-        if (rc == 0)
-            rc = csip_msg_hdr_add(req, CSIP_HDR_RECORD_ROUTE, (csip_str){rr, (size_t)rn}, true);
     }
     if (rc != 0) {
         csip_msg_free(req);
-        b->done = true;
-        if (!c->best_code)
-            c->best_code = 500;
+        branch_final(p, b, 500, NULL, now);
         return;
     }
+    /* A failed first send delivers a 503 from inside csip_txn_client_new:
+     * csip_proxy_on_response() takes it (and notes ct) while c->busy holds
+     * check_done() back. */
     csip_txn *ct = NULL;
+    c->busy++;
     rc = csip_txn_client_new(p->layer, req, dst, b, now, &ct);
+    c->busy--;
     if (rc != 0) {
-        b->done = true;
-        if (!c->best_code)
-            c->best_code = 500;
+        branch_final(p, b, 500, NULL, now);
         return;
     }
     b->ct = ct;
-    if (c->invite && !b->done)
+    if (c->invite && !b->final)
         timer_c_start(p, b, now);
+}
+
+/*
+ * §16.6 steps 2, 6 and 7 on a copy of the request: the target's
+ * Request-URI and Path (RFC 3327: pushed as Route, first), then the next
+ * hop: the first Route, or the Request-URI. When that Route is a strict
+ * router (no lr), the Request-URI goes to the end of the Route set and the
+ * Route becomes the Request-URI. *next and *sips are set on success; next's
+ * views point into req.
+ */
+static int route_request(csip_msg *req, const csip_proxy_target *t, csip_uri *next, bool *sips)
+{
+    int rc = 0;
+    if (t && t->uri.p)
+        rc = csip_msg_set_ruri(req, t->uri);
+    const csip_uri *ruri = NULL;
+    const csip_nameaddr *na = NULL;
+    size_t k = 0;
+    if (rc == 0)
+        rc = csip_msg_ruri(req, &ruri);
+    if (rc == 0)
+        rc = csip_msg_nameaddrs(req, CSIP_HDR_ROUTE, &na, &k);
+    if (rc)
+        return rc;
+    csip_str routes[MAX_ROUTES + 1];
+    size_t nr = 0;
+    bool rewrite = false;
+    if (t && t->path.p && t->path.len) {
+        csip_str rest = t->path;
+        while (rest.len && nr < MAX_ROUTES) {
+            csip_nameaddr pa;
+            if ((rc = csip_nameaddr_parse(&rest, CSIP_NAMEADDR_LIST | CSIP_NAMEADDR_NEED_ANGLE,
+                                          &pa)) != 0)
+                return rc;
+            routes[nr++] = pa.raw;
+        }
+        if (rest.len)
+            return CSIP_ERR_LIMIT_VALUES;
+        rewrite = nr > 0;
+    }
+    if (nr + k > MAX_ROUTES)
+        return CSIP_ERR_LIMIT_VALUES;
+    for (size_t i = 0; i < k; i++)
+        routes[nr++] = na[i].raw;
+    /* the first route as a URI (a Path value, or the request's first Route) */
+    csip_uri first;
+    memset(&first, 0, sizeof first);
+    if (nr > 0) {
+        if (rewrite) {
+            csip_str s = routes[0];
+            csip_nameaddr pa;
+            if ((rc = csip_nameaddr_parse(&s, CSIP_NAMEADDR_LIST | CSIP_NAMEADDR_NEED_ANGLE,
+                                          &pa)) != 0)
+                return rc;
+            first = pa.uri;
+        } else {
+            first = na[0].uri;
+        }
+    }
+    char rbuf[URI_MAX + 2], fbuf[URI_MAX];
+    csip_str new_ruri = CSIP_STR_NULL;
+    if (nr > 0 && !first.lr) {
+        /* strict router: the Request-URI becomes the last Route */
+        int rl = snprintf(rbuf, sizeof rbuf, "<%.*s>", (int)ruri->raw.len, ruri->raw.p);
+        int fl = snprintf(fbuf, sizeof fbuf, "%.*s", (int)first.raw.len, first.raw.p);
+        if (rl < 0 || (size_t)rl >= sizeof rbuf || fl < 0 || (size_t)fl >= sizeof fbuf)
+            return CSIP_ERR_LIMIT_URI;
+        memmove(routes, routes + 1, (nr - 1) * sizeof routes[0]);
+        routes[nr - 1] = (csip_str){rbuf, (size_t)rl};
+        new_ruri = (csip_str){fbuf, (size_t)fl};
+        rewrite = true;
+    }
+    *sips = ruri->kind == CSIP_URI_SIPS || (nr > 0 && first.kind == CSIP_URI_SIPS);
+    /* the values copied (set_routes and set_ruri copy into the message before
+     * they invalidate what routes[] points to) */
+    if (rewrite && (rc = set_routes(req, routes, nr)) != 0)
+        return rc;
+    if (new_ruri.p && (rc = csip_msg_set_ruri(req, new_ruri)) != 0)
+        return rc;
+    if (new_ruri.p || nr == 0) {
+        if ((rc = csip_msg_ruri(req, &ruri)) != 0)
+            return rc;
+        *next = *ruri;
+        return 0;
+    }
+    if ((rc = csip_msg_nameaddrs(req, CSIP_HDR_ROUTE, &na, &k)) != 0)
+        return rc;
+    *next = na[0].uri;
+    return 0;
 }
 
 /* Builds the request of one target and sends it (or waits for its resolve). */
 static void fork_target(csip_proxy *p, pctx *c, const csip_proxy_target *t, uint64_t now)
 {
     pbranch *b = pzalloc(p, sizeof *b);
-    if (!b)
+    if (!b) {
+        consider(p, c, 500, NULL);
         return;
+    }
     b->ctx = c;
     b->next = c->branches;
     c->branches = b;
     c->n_branches++;
     csip_msg *req = NULL;
-    int rc = copy_msg(p, c->req_copy, &req);
-    /* §16.6 step 2: the Request-URI; step 3: Max-Forwards */
-    if (rc == 0 && t->uri.p)
-        rc = csip_msg_set_ruri(req, t->uri);
-    uint32_t mf = 70;
-    if (rc == 0 && csip_msg_max_forwards(req, &mf) == 0)
-        mf = mf > 0 ? mf - 1 : 0;
-    if (rc == 0)
-        rc = csip_msg_set_max_forwards(req, mf);
-    /* Path (RFC 3327) of the binding goes first in the Route set */
-    csip_str routes[MAX_ROUTES + 1];
-    size_t nr = 0;
-    if (rc == 0 && t->path.p && t->path.len) {
-        csip_str rest = t->path;
-        while (rc == 0 && rest.len && nr < MAX_ROUTES) {
-            csip_nameaddr na;
-            rc = csip_nameaddr_parse(&rest, CSIP_NAMEADDR_LIST | CSIP_NAMEADDR_NEED_ANGLE, &na);
-            if (rc == 0)
-                routes[nr++] = na.raw;
-        }
-        size_t old = 0;
-        csip_str orig[MAX_ROUTES];
-        if (rc == 0)
-            rc = get_routes(req, orig, &old);
-        for (size_t i = 0; rc == 0 && i < old && nr < MAX_ROUTES; i++)
-            routes[nr++] = orig[i];
-        if (rc == 0)
-            rc = set_routes(req, routes, nr);
-    }
-    /* §16.6 step 6/7: the next hop is the first Route, else the Request-URI;
-     * a strict router (no lr) gets the Request-URI moved to the end. */
     csip_uri next;
-    const csip_uri *ruri = NULL;
+    bool sips = false;
+    int rc = copy_msg(p, c->req_copy, &req);
     if (rc == 0)
-        rc = csip_msg_ruri(req, &ruri);
-    if (rc == 0) {
-        next = *ruri;
-        const csip_nameaddr *na;
-        size_t k = 0;
-        rc = csip_msg_nameaddrs(req, CSIP_HDR_ROUTE, &na, &k);
-        if (rc == 0 && k > 0) {
-            next = na[0].uri;
-            if (!next.lr && k <= MAX_ROUTES) {
-                char rbuf[1024];
-                int rl = snprintf(rbuf, sizeof rbuf, "<%.*s>", (int)ruri->raw.len, ruri->raw.p);
-                csip_str nv[MAX_ROUTES + 1];
-                for (size_t i = 1; i < k; i++)
-                    nv[i - 1] = na[i].raw;
-                nv[k - 1] = (csip_str){rbuf, (size_t)rl};
-                char first[1024];
-                int fl =
-                    snprintf(first, sizeof first, "%.*s", (int)na[0].uri.raw.len, na[0].uri.raw.p);
-                if (rl >= (int)sizeof rbuf || fl >= (int)sizeof first)
-                    rc = CSIP_ERR_LIMIT_URI;
-                if (rc == 0)
-                    rc = set_routes(req, nv, k);
-                if (rc == 0)
-                    rc = csip_msg_set_ruri(req, (csip_str){first, (size_t)fl});
-                if (rc == 0)
-                    rc = csip_msg_ruri(req, &ruri);
-                if (rc == 0)
-                    next = *ruri;
-            }
-        }
-    }
-    if (rc != 0) {
-        csip_msg_free(req);
-        b->done = true;
-        if (!c->best_code)
-            c->best_code = rc == CSIP_ERR_NOMEM ? 500 : 400;
-        return;
-    }
+        rc = route_request(req, t, &next, &sips);
+    if (rc == 0)
+        rc = decrement_max_forwards(req);
     csip_addr dst;
-    rc = uri_addr(&next, &dst);
+    if (rc == 0)
+        rc = uri_addr(&next, &dst);
     if (rc == CSIP_ERR_PAUSE) {
-        if (!p->cb.resolve) {
-            rc = CSIP_ERR_NOT_FOUND;
-        } else {
-            if (p->n_waiting == p->cap_waiting) {
-                size_t cap = p->cap_waiting ? p->cap_waiting * 2 : 16;
-                pbranch **w = csip__realloc(p->mem, p->waiting, cap * sizeof *w);
-                if (!w) {
-                    csip_msg_free(req);
-                    b->done = true;
-                    c->best_code = c->best_code ? c->best_code : 500;
-                    return;
-                }
+        /* a host name: RFC 3263 through the host */
+        rc = CSIP_ERR_NOT_FOUND;
+        if (p->cb.resolve && p->n_waiting == p->cap_waiting) {
+            size_t cap = p->cap_waiting ? p->cap_waiting * 2 : 16;
+            pbranch **w = csip__realloc(p->mem, p->waiting, cap * sizeof *w);
+            if (w) {
                 p->waiting = w;
                 p->cap_waiting = cap;
             }
+        }
+        if (p->cb.resolve && p->n_waiting < p->cap_waiting) {
             b->token = ++p->next_token;
             b->pending = req;
             p->waiting[p->n_waiting++] = b;
@@ -678,16 +840,22 @@ static void fork_target(csip_proxy *p, pctx *c, const csip_proxy_target *t, uint
                 return; /* csip_proxy_resolved() goes on */
             waiting_remove(p, b);
             b->pending = NULL;
+        } else if (p->cb.resolve) {
+            rc = CSIP_ERR_NOMEM;
+        }
+        if (rc != 0 && rc != CSIP_ERR_NOMEM) {
+            /* unreachable: as a 503 (§16.9), which becomes 500 if nothing better */
+            csip_msg_free(req);
+            branch_final(p, b, 503, NULL, now);
+            return;
         }
     }
     if (rc != 0) {
         csip_msg_free(req);
-        b->done = true;
-        if (!c->best_code || c->best_code == 408)
-            c->best_code = 503; /* unreachable: becomes 500 if nothing better */
+        branch_final(p, b, 500, NULL, now);
         return;
     }
-    branch_send(p, b, req, &dst, now);
+    branch_send(p, b, req, &dst, sips, now);
 }
 
 /* The targets of the highest q not yet tried, in parallel (§16.6, serial by q groups). */
@@ -695,68 +863,62 @@ static void start_group(csip_proxy *p, pctx *c, uint64_t now)
 {
     if (c->next_target >= c->n_targets)
         return;
+    c->busy++;
     uint16_t q = c->targets[c->next_target].q;
     while (c->next_target < c->n_targets && c->targets[c->next_target].q == q) {
         const csip_proxy_target *t = &c->targets[c->next_target++];
         fork_target(p, c, t, now);
     }
+    c->busy--;
 }
 
 /* ------------------------------------------------------------------------- */
 /* Requests */
 
 /* §16.4: a strict router's request (our Record-Route as Request-URI) gets its
- * Request-URI back from the last Route; then every Route naming us goes. */
+ * Request-URI back from the last Route; then every leading Route naming us
+ * goes. The Route set is written once. */
 static int preprocess_routes(csip_proxy *p, csip_msg *req)
 {
     const csip_uri *ruri;
-    int rc = csip_msg_ruri(req, &ruri);
-    if (rc)
-        return rc;
-    csip_str v[MAX_ROUTES];
-    size_t n = 0;
-    if ((rc = get_routes(req, v, &n)) != 0)
-        return rc;
-    if (n > 0 && !ruri->user.p && uri_is_me(p, ruri)) {
-        const csip_nameaddr *na;
-        size_t k;
-        if ((rc = csip_msg_nameaddrs(req, CSIP_HDR_ROUTE, &na, &k)) != 0)
-            return rc;
-        char last[1024];
-        int l =
-            snprintf(last, sizeof last, "%.*s", (int)na[k - 1].uri.raw.len, na[k - 1].uri.raw.p);
-        if (l >= (int)sizeof last)
-            return CSIP_ERR_LIMIT_URI;
-        n--;
-        if ((rc = set_routes(req, v, n)) != 0 ||
-            (rc = csip_msg_set_ruri(req, (csip_str){last, (size_t)l})) != 0)
-            return rc;
-        if ((rc = get_routes(req, v, &n)) != 0)
-            return rc;
-    }
     const csip_nameaddr *na;
     size_t k;
-    if ((rc = csip_msg_nameaddrs(req, CSIP_HDR_ROUTE, &na, &k)) != 0)
+    int rc;
+    if ((rc = csip_msg_ruri(req, &ruri)) != 0 ||
+        (rc = csip_msg_nameaddrs(req, CSIP_HDR_ROUTE, &na, &k)) != 0)
         return rc;
-    size_t skip = 0;
-    while (skip < k && uri_is_me(p, &na[skip].uri))
-        skip++;
-    if (skip) {
-        csip_str keep[MAX_ROUTES];
-        for (size_t i = skip; i < k; i++)
-            keep[i - skip] = na[i].raw;
-        rc = set_routes(req, keep, k - skip);
+    if (k > MAX_ROUTES)
+        return CSIP_ERR_LIMIT_VALUES;
+    size_t first = 0, last = k;
+    char rbuf[URI_MAX];
+    csip_str new_ruri = CSIP_STR_NULL;
+    if (k > 0 && !ruri->user.p && uri_is_me(p, ruri)) {
+        int l =
+            snprintf(rbuf, sizeof rbuf, "%.*s", (int)na[k - 1].uri.raw.len, na[k - 1].uri.raw.p);
+        if (l < 0 || (size_t)l >= sizeof rbuf)
+            return CSIP_ERR_LIMIT_URI;
+        new_ruri = (csip_str){rbuf, (size_t)l};
+        last = k - 1;
     }
-    return rc;
+    while (first < last && uri_is_me(p, &na[first].uri))
+        first++;
+    if (first == 0 && last == k)
+        return 0;
+    csip_str keep[MAX_ROUTES];
+    for (size_t i = first; i < last; i++)
+        keep[i - first] = na[i].raw;
+    if ((rc = set_routes(req, keep, last - first)) != 0)
+        return rc;
+    return new_ruri.p ? csip_msg_set_ruri(req, new_ruri) : 0;
 }
 
-static int target_cmp_q(const void *a, const void *b)
+static int target_cmp_q(const csip_proxy_target *x, const csip_proxy_target *y)
 {
-    const csip_proxy_target *x = a, *y = b;
     return (int)y->q - (int)x->q;
 }
 
-/* Copies the targets' strings into one allocation owned by the context. */
+/* Copies the targets' strings into one allocation owned by the context, and
+ * orders them by q, highest first (stable: equal q keep their order). */
 static int keep_targets(csip_proxy *p, pctx *c, const csip_proxy_target *t, size_t n)
 {
     size_t total = 0;
@@ -768,9 +930,12 @@ static int keep_targets(csip_proxy *p, pctx *c, const csip_proxy_target *t, size
     char *w = buf;
     for (size_t i = 0; i < n; i++) {
         c->targets[i] = t[i];
-        memcpy(w, t[i].uri.p, t[i].uri.len);
-        c->targets[i].uri = (csip_str){w, t[i].uri.len};
-        w += t[i].uri.len + 1;
+        if (t[i].uri.p) {
+            if (t[i].uri.len)
+                memcpy(w, t[i].uri.p, t[i].uri.len);
+            c->targets[i].uri = (csip_str){w, t[i].uri.len};
+            w += t[i].uri.len + 1;
+        }
         if (t[i].path.p) {
             if (t[i].path.len)
                 memcpy(w, t[i].path.p, t[i].path.len);
@@ -780,7 +945,6 @@ static int keep_targets(csip_proxy *p, pctx *c, const csip_proxy_target *t, size
     }
     c->target_buf = buf;
     c->n_targets = n;
-    /* stable order by q, highest first: insertion sort keeps equal q in order */
     for (size_t i = 1; i < n; i++) {
         csip_proxy_target x = c->targets[i];
         size_t j = i;
@@ -793,56 +957,80 @@ static int keep_targets(csip_proxy *p, pctx *c, const csip_proxy_target *t, size
     return 0;
 }
 
-/* The ACK of a 2xx (no transaction): forwarded statelessly along its Route. */
+/* The targets of a Request-URI in one of our domains (§16.5). */
+static int locate(csip_proxy *p, const csip_msg *req, const csip_uri *ruri, csip_proxy_target *t,
+                  size_t *n)
+{
+    *n = 0;
+    if (!p->cb.locate)
+        return CSIP_ERR_NOT_FOUND;
+    int rc = p->cb.locate(p->ud, req, ruri, t, CSIP_PROXY_MAX_TARGETS, n);
+    if (*n > CSIP_PROXY_MAX_TARGETS)
+        *n = CSIP_PROXY_MAX_TARGETS;
+    return rc;
+}
+
+/* The ACK of a 2xx (no transaction): forwarded statelessly along its Route,
+ * or, without one, to the first binding of one of our users. An ACK is not
+ * retransmitted by us: one that would need an answer from resolve() later,
+ * or would come back here, is dropped (the caller sends it again for each
+ * 2xx retransmission). */
 static void forward_ack(csip_proxy *p, const csip_msg *req, uint64_t now)
 {
     csip_msg *m;
-    if (copy_msg(p, req, &m) != 0)
+    char hash[9];
+    if (csip_proxy_loop_hash(req, hash) != 0 || copy_msg(p, req, &m) != 0)
         return;
+    uint32_t mf = 70;
     const csip_uri *ruri;
     const csip_nameaddr *na;
     size_t k = 0;
-    uint32_t mf = 70;
-    char hash[9];
-    if (preprocess_routes(p, m) != 0 || csip_msg_ruri(m, &ruri) != 0 ||
-        csip_msg_nameaddrs(m, CSIP_HDR_ROUTE, &na, &k) != 0 ||
-        csip_proxy_loop_hash(req, hash) != 0) {
-        csip_msg_free(m);
-        return;
-    }
-    if (csip_msg_max_forwards(m, &mf) == 0 && mf == 0) {
+    if ((csip_msg_max_forwards(m, &mf) == 0 && mf == 0) || preprocess_routes(p, m) != 0 ||
+        csip_msg_ruri(m, &ruri) != 0 || csip_msg_nameaddrs(m, CSIP_HDR_ROUTE, &na, &k) != 0) {
         csip_msg_free(m);
         return;
     }
     csip_proxy_target t[CSIP_PROXY_MAX_TARGETS];
     size_t nt = 0;
-    if (k == 0 && (ruri->kind == CSIP_URI_SIP || ruri->kind == CSIP_URI_SIPS) && ruri->user.p &&
-        p->cb.is_my_domain && p->cb.is_my_domain(p->ud, ruri->host)) {
-        /* an ACK to one of our users without a Route (the caller ignored our
-         * Record-Route): where the INVITE went, the user's first binding */
-        if (!p->cb.locate || p->cb.locate(p->ud, m, ruri, t, CSIP_PROXY_MAX_TARGETS, &nt) != 0 ||
-            nt == 0 || csip_msg_set_ruri(m, t[0].uri) != 0 || csip_msg_ruri(m, &ruri) != 0) {
+    bool local = k == 0 && uri_is_local(p, ruri);
+    /* an ACK to one of our users without a Route (the caller ignored our
+     * Record-Route, or we did not add one): where the INVITE went, the
+     * user's first binding (with its Path) */
+    char tbuf[2 * URI_MAX];
+    if (local) {
+        /* the views are the host's until locate() returns: copied */
+        int tl = 0;
+        if (locate(p, m, ruri, t, &nt) != 0 || nt == 0 || !t[0].uri.p ||
+            (tl = snprintf(tbuf, sizeof tbuf, "%.*s%c%.*s", (int)t[0].uri.len, t[0].uri.p, 0,
+                           t[0].path.p ? (int)t[0].path.len : 0, t[0].path.p ? t[0].path.p : "")) <
+                0 ||
+            (size_t)tl >= sizeof tbuf) {
             csip_msg_free(m);
             return;
         }
+        size_t ul = t[0].uri.len;
+        t[0].uri = (csip_str){tbuf, ul};
+        if (t[0].path.p)
+            t[0].path = (csip_str){tbuf + ul + 1, t[0].path.len};
     }
-    const csip_uri *next = k ? &na[0].uri : ruri;
+    csip_uri next;
+    bool sips;
     csip_addr dst;
-    char sent_by[SENT_BY_MAX], via[SENT_BY_MAX + 96];
-    int n;
-    /* an ACK is not retransmitted by us: a name that needs resolving is
-     * dropped (the callee retransmits its 2xx, the caller its ACK); one
-     * that would come back here is dropped too */
-    if (uri_is_me(p, next) || uri_addr(next, &dst) != 0 ||
-        (n = p->cb.local(p->ud, &dst, sent_by, sizeof sent_by)) < 0 ||
-        csip_msg_set_max_forwards(m, mf ? mf - 1 : 69) != 0) {
-        csip_msg_free(m);
-        return;
-    }
-    /* deterministic branch: the same ACK again gets the same branch */
-    int vn = snprintf(via, sizeof via, "SIP/2.0/%s %.*s;branch=" BRANCH_PREFIX "%s.a",
-                      csip_transport_name((csip_transport)dst.transport), n, sent_by, hash);
-    if (csip_msg_hdr_insert(m, 0, CSIP_HDR_VIA, CSIP_STR("Via"), (csip_str){via, (size_t)vn}) == 0)
+    char sent_by[SENT_BY_MAX];
+    int n = 0;
+    int rc = route_request(m, local ? &t[0] : NULL, &next, &sips);
+    if (rc == 0 && uri_is_me(p, &next))
+        rc = CSIP_ERR_INVALID_ARG;
+    if (rc == 0 && (rc = uri_addr(&next, &dst)) == CSIP_ERR_PAUSE)
+        rc = p->cb.resolve ? p->cb.resolve(p->ud, &next, 0, &dst) : CSIP_ERR_NOT_FOUND;
+    if (rc == 0)
+        rc = decrement_max_forwards(m);
+    if (rc == 0 && (n = local_sent_by(p, &dst, sent_by)) < 0)
+        rc = n;
+    /* a deterministic branch: the same ACK again gets the same one */
+    if (rc == 0)
+        rc = add_via(m, &dst, sent_by, n, hash, "a");
+    if (rc == 0)
         (void)csip_txn_layer_send_stateless(p->layer, m, &dst, now);
     csip_msg_free(m);
 }
@@ -855,21 +1043,26 @@ static void on_cancel(csip_proxy *p, csip_txn *st, const csip_msg *req, uint64_t
         respond_own(p, st, req, 481, NULL, now);
         return;
     }
-    /* §16.10: 200 to the CANCEL, then cancel every pending branch; their 487s
-     * make the best response */
+    /* §16.10: 200 to the CANCEL, then a CANCEL to every pending branch; their
+     * 487s make the best response */
     respond_own(p, st, req, 200, NULL, now);
     if (!c->final_sent) {
-        c->cancelling = true;
         cancel_all(p, c, NULL, now);
-        c->next_target = c->n_targets; /* no further group */
         check_done(p, c, now);
     }
+}
+
+static void done(csip_proxy *p, const csip_msg *req, const csip_addr *src, int status,
+                 size_t branches)
+{
+    if (p->cb.on_done)
+        p->cb.on_done(p->ud, req, src, status, branches);
 }
 
 void csip_proxy_on_request(csip_proxy *p, csip_txn *st, const csip_msg *req, const csip_addr *src,
                            uint64_t now)
 {
-    if (!p || !req)
+    if (!p || !req || !src)
         return;
     csip_method m = csip_msg_method(req);
     csip_check_result res;
@@ -886,23 +1079,28 @@ void csip_proxy_on_request(csip_proxy *p, csip_txn *st, const csip_msg *req, con
                 (void)csip_msg_hdr_add(resp, CSIP_HDR_UNSUPPORTED, res.unsupported[i], false);
             (void)csip_txn_respond(st, resp, now);
         }
-        if (p->cb.on_done)
-            p->cb.on_done(p->ud, req, src, res.status, 0);
+        done(p, req, src, res.status, 0);
         return;
     }
     if (m == CSIP_METHOD_CANCEL) {
         on_cancel(p, st, req, now);
         return;
     }
-    if (looped(p, req)) {
+    char hash[9];
+    if (csip_proxy_loop_hash(req, hash) != 0) {
+        respond_own(p, st, req, 400, NULL, now);
+        done(p, req, src, 400, 0);
+        return;
+    }
+    if (looped(p, req, hash)) {
         respond_own(p, st, req, 482, NULL, now);
-        if (p->cb.on_done)
-            p->cb.on_done(p->ud, req, src, 482, 0);
+        done(p, req, src, 482, 0);
         return;
     }
     pctx *c = pzalloc(p, sizeof *c);
     if (!c) {
         respond_own(p, st, req, 500, NULL, now);
+        done(p, req, src, 500, 0);
         return;
     }
     p->n_ctx++;
@@ -910,6 +1108,7 @@ void csip_proxy_on_request(csip_proxy *p, csip_txn *st, const csip_msg *req, con
     c->st = st;
     c->src = *src;
     c->invite = m == CSIP_METHOD_INVITE;
+    memcpy(c->hash, hash, sizeof c->hash);
     csip_txn_set_user_data(st, c);
     int code = 0;
     const char *reason = NULL;
@@ -924,26 +1123,27 @@ void csip_proxy_on_request(csip_proxy *p, csip_txn *st, const csip_msg *req, con
         reason = rc == CSIP_ERR_NOMEM ? NULL : "Bad Route or Request-URI";
     }
     if (!code) {
-        const csip_nameaddr *na;
-        size_t nroutes = 0;
+        const csip_nameaddr *na, *to;
+        size_t nroutes = 0, norig = 0;
         (void)csip_msg_nameaddrs(c->req_copy, CSIP_HDR_ROUTE, &na, &nroutes);
-        bool sip = ruri->kind == CSIP_URI_SIP || ruri->kind == CSIP_URI_SIPS;
-        /* Out of dialog unless Route processing popped a Route of ours (or a
-         * strict router's Request-URI was ours). */
-        const csip_nameaddr *orig;
-        size_t norig = 0;
-        (void)csip_msg_nameaddrs(req, CSIP_HDR_ROUTE, &orig, &norig);
+        (void)csip_msg_nameaddrs(req, CSIP_HDR_ROUTE, &na, &norig);
+        bool sip = is_sip(ruri);
+        /* In a dialog (To tag) and following a Route of ours (popped, or the
+         * Request-URI of a strict router): a request of a dialog we
+         * record-routed, which the host already allowed when it began. */
         bool routed_by_us = norig > nroutes || !csip_str_eq(csip_msg_ruri_raw(req), ruri->raw);
-        bool local = nroutes == 0 && sip && ruri->user.p && p->cb.is_my_domain &&
-                     p->cb.is_my_domain(p->ud, ruri->host);
+        bool in_dialog = csip_msg_to(req, &to) == 0 && to->tag.p != NULL;
+        bool local = nroutes == 0 && uri_is_local(p, ruri);
         bool to_me = nroutes == 0 && sip && !ruri->user.p && uri_is_me(p, ruri);
-        if (!routed_by_us && !to_me) {
+        if (!(routed_by_us && in_dialog) && !to_me) {
             if (p->cb.authorize)
                 code = p->cb.authorize(p->ud, req, src, !local);
             else if (!local)
                 code = 403;
             if (code == 403 && !local)
                 reason = "Forbidden (no relay for other domains)";
+            if (code && (code < 300 || code > 699))
+                code = 500;
         }
         if (code) {
             /* refused */
@@ -951,9 +1151,7 @@ void csip_proxy_on_request(csip_proxy *p, csip_txn *st, const csip_msg *req, con
             /* §16.5: one of our users: the location service */
             csip_proxy_target t[CSIP_PROXY_MAX_TARGETS];
             size_t n = 0;
-            rc = p->cb.locate
-                     ? p->cb.locate(p->ud, c->req_copy, ruri, t, CSIP_PROXY_MAX_TARGETS, &n)
-                     : CSIP_ERR_NOT_FOUND;
+            rc = locate(p, c->req_copy, ruri, t, &n);
             if (rc == CSIP_ERR_NOT_FOUND)
                 code = 404;
             else if (rc)
@@ -963,12 +1161,13 @@ void csip_proxy_on_request(csip_proxy *p, csip_txn *st, const csip_msg *req, con
             else if (keep_targets(p, c, t, n) != 0)
                 code = 500;
         } else if (to_me) {
-            /* addressed to this proxy itself, and not a REGISTER or OPTIONS the
-             * host answered: nothing here to give it to */
+            /* addressed to this proxy itself, and not a request the host
+             * answered: nothing here to give it to */
             code = 404;
         } else {
-            /* another domain, or the Route set to follow */
-            csip_proxy_target t = {.uri = CSIP_STR_NULL, .q = 1000};
+            /* another domain, or the Route set to follow: one target, the
+             * Request-URI as it is */
+            csip_proxy_target t = {.uri = CSIP_STR_NULL, .path = CSIP_STR_NULL, .q = 1000};
             if (keep_targets(p, c, &t, 1) != 0)
                 code = 500;
         }
@@ -977,8 +1176,7 @@ void csip_proxy_on_request(csip_proxy *p, csip_txn *st, const csip_msg *req, con
         c->final_sent = true;
         c->final_status = code;
         respond_own(p, st, req, code, reason, now);
-        if (p->cb.on_done)
-            p->cb.on_done(p->ud, req, src, code, 0);
+        done(p, req, src, code, 0);
         return;
     }
     if (c->invite) {
@@ -1001,73 +1199,44 @@ void csip_proxy_on_response(csip_proxy *p, csip_txn *ct, const csip_msg *resp, i
         return;
     pbranch *b = csip_txn_user_data(ct);
     if (!b)
-        return; /* a CANCEL of ours: its 200 means nothing here */
+        return; /* a CANCEL of ours: its response means nothing here */
+    if (!b->ct)
+        b->ct = ct; /* from inside csip_txn_client_new() (its first send failed) */
     pctx *c = b->ctx;
     if (status < 200) {
         b->provisional = true;
-        if (c->invite && b->timer_c)
-            timer_c_start(p, b, now); /* §16.7 step 2: reset Timer C */
+        /* §16.7 step 2: a provisional other than 100 resets Timer C */
+        if (status > 100 && b->timer_c)
+            timer_c_start(p, b, now);
         if (b->cancel) {
             branch_cancel(p, b, now);
             return;
         }
-        if (status == 100 || c->final_sent || !c->st || !resp)
+        /* no provisional but 100 upstream for a non-INVITE (RFC 4320 §4.1) */
+        if (status == 100 || !c->invite || c->final_sent || !c->st || !resp)
             return;
         csip_msg *fwd;
-        if (copy_msg(p, resp, &fwd) == 0) {
-            if (csip_msg_via_pop(fwd) == 0)
-                (void)csip_txn_respond(c->st, fwd, now);
-            else
-                csip_msg_free(fwd);
-        }
+        if (upstream_copy(p, resp, &fwd) == 0)
+            (void)csip_txn_respond(c->st, fwd, now);
         return;
     }
-    if (status < 300) {
-        /* 2xx: forwarded at once, every one of them (§16.7 step 5) */
-        bool first = !b->done;
-        b->done = true;
-        timer_c_stop(p, b);
-        if (resp && c->st) {
-            csip_msg *fwd;
-            if (copy_msg(p, resp, &fwd) == 0) {
-                if (csip_msg_via_pop(fwd) == 0)
-                    (void)csip_txn_respond(c->st, fwd, now);
-                else
-                    csip_msg_free(fwd);
-            }
-        }
-        if (!c->final_sent) {
-            c->final_sent = true;
-            c->final_status = status;
-        }
-        if (first && c->invite)
-            cancel_all(p, c, b, now);
-        return;
-    }
-    if (b->done)
-        return;
-    b->done = true;
+    b->final = true;
     timer_c_stop(p, b);
-    if (resp && (status == 401 || status == 407))
-        keep_challenges(p, c, resp);
-    int r = rank(status);
-    if (resp && (!c->best || r < rank(c->best_code))) {
-        csip_msg *copy;
-        if (copy_msg(p, resp, &copy) == 0 && csip_msg_via_pop(copy) == 0) {
-            csip_msg_free(c->best);
-            c->best = copy;
-            c->best_code = status;
-        } else {
-            csip_msg_free(copy);
-        }
-    } else if (!resp && !c->best && (!c->best_code || status != 408)) {
-        c->best_code = status; /* synthesized 408/503: kept when nothing better */
+    if (status >= 300 || !resp) {
+        branch_final(p, b, status, resp, now);
+        return;
     }
-    if (status >= 600 && !c->six_xx) {
-        c->six_xx = true;
+    /* 2xx: upstream at once, every one (§16.7 step 5), and the other branches
+     * are cancelled (§16.10) */
+    bool first = !b->done;
+    b->done = true;
+    forward_2xx(p, c, resp, now);
+    if (!c->final_sent) {
+        c->final_sent = true;
+        c->final_status = status;
+    }
+    if (first && c->invite)
         cancel_all(p, c, b, now);
-    }
-    check_done(p, c, now);
 }
 
 void csip_proxy_on_stray_response(csip_proxy *p, const csip_msg *resp, const csip_addr *src,
@@ -1085,10 +1254,10 @@ void csip_proxy_on_stray_response(csip_proxy *p, const csip_msg *resp, const csi
     if (csip_msg_via(resp, 0, &v) != 0 || !p->cb.is_me(p->ud, v->host, v->has_port ? v->port : 0))
         return;
     csip_msg *fwd;
-    if (copy_msg(p, resp, &fwd) != 0)
+    if (upstream_copy(p, resp, &fwd) != 0)
         return;
     csip_addr dst;
-    if (csip_msg_via_pop(fwd) == 0 && csip_txn_response_dest(fwd, NULL, &dst) == 0)
+    if (csip_txn_response_dest(fwd, NULL, &dst) == 0)
         (void)csip_txn_layer_send_stateless(p->layer, fwd, &dst, now);
     csip_msg_free(fwd);
 }
@@ -1103,18 +1272,23 @@ void csip_proxy_on_terminated(csip_proxy *p, csip_txn *t, uint64_t now)
     csip_txn_kind k = csip_txn_kind_of(t);
     if (k == CSIP_TXN_INVITE_SERVER || k == CSIP_TXN_NON_INVITE_SERVER) {
         pctx *c = ud;
-        if (!c->final_sent && c->branches) {
-            /* the server transaction died first (a transport error): stop the branches */
+        csip_txn_set_user_data(t, NULL);
+        if (!c->final_sent) /* the server transaction died first: stop the branches */
             cancel_all(p, c, NULL, now);
-        }
-        if (p->cb.on_done && c->n_branches)
-            p->cb.on_done(p->ud, csip_txn_request(t), &c->src, c->final_status, c->n_branches);
+        if (c->n_branches)
+            done(p, csip_txn_request(t), &c->src, c->final_status, c->n_branches);
         c->st = NULL;
         ctx_maybe_free(p, c);
         return;
     }
     pbranch *b = ud;
     pctx *c = b->ctx;
+    csip_txn_set_user_data(t, NULL);
+    if (!b->done) {
+        /* ended without a final response: the layer is being freed */
+        b->done = true;
+        c->cancelling = true;
+    }
     b->ct = NULL;
     branch_free(p, b);
     check_done(p, c, now);
@@ -1124,7 +1298,7 @@ void csip_proxy_on_terminated(csip_proxy *p, csip_txn *t, uint64_t now)
 void csip_proxy_resolved(csip_proxy *p, uint64_t token, const csip_addr *addrs, size_t n,
                          uint64_t now)
 {
-    if (!p)
+    if (!p || token == 0)
         return;
     for (size_t i = 0; i < p->n_waiting; i++) {
         pbranch *b = p->waiting[i];
@@ -1134,13 +1308,20 @@ void csip_proxy_resolved(csip_proxy *p, uint64_t token, const csip_addr *addrs, 
         csip_msg *req = b->pending;
         b->pending = NULL;
         pctx *c = b->ctx;
-        if (n == 0 || !addrs) {
+        if (c->cancelling || !c->st) {
             csip_msg_free(req);
-            b->done = true;
-            if (!c->best_code || c->best_code == 408)
-                c->best_code = 503;
+            branch_final(p, b, 487, NULL, now);
+        } else if (n == 0 || !addrs) {
+            csip_msg_free(req);
+            branch_final(p, b, 503, NULL, now);
         } else {
-            branch_send(p, b, req, &addrs[0], now);
+            const csip_uri *ruri;
+            const csip_nameaddr *na;
+            size_t k = 0;
+            bool sips = csip_msg_ruri(req, &ruri) == 0 && ruri->kind == CSIP_URI_SIPS;
+            if (!sips && csip_msg_nameaddrs(req, CSIP_HDR_ROUTE, &na, &k) == 0 && k > 0)
+                sips = na[0].uri.kind == CSIP_URI_SIPS;
+            branch_send(p, b, req, &addrs[0], sips, now);
         }
         check_done(p, c, now);
         ctx_maybe_free(p, c);
@@ -1159,12 +1340,17 @@ void csip_proxy_handle_expiry(csip_proxy *p, uint64_t now)
         pbranch *b = p->thead;
         timer_c_stop(p, b);
         /* §16.8: a branch that gave a provisional response is cancelled; one
-         * that gave none is treated as a 408 (the client transaction is
-         * abandoned, which reports 408) */
-        if (b->provisional)
+         * that gave none is treated as if it had answered 408: its client
+         * transaction is abandoned, and a CANCEL follows if a provisional
+         * still comes */
+        if (b->provisional) {
             branch_cancel(p, b, now);
-        else if (b->ct)
+            continue;
+        }
+        b->cancel = true;
+        if (b->ct)
             (void)csip_txn_client_abandon(b->ct, now);
+        branch_final(p, b, 408, NULL, now);
     }
 }
 
