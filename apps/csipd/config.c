@@ -48,7 +48,7 @@ void csipd_usage(FILE *f)
                "                          per user (default 10), then one per\n"
                "      --fail-interval MS  (default 3000); beyond: 503 with Retry-After\n"
                "      --group-commit MS   REGISTERs arriving within MS share one database commit;\n"
-               "                          their responses wait for it (default 2; 0 = those read\n"
+               "                          their responses wait for it (default 5; 0 = those read\n"
                "                          in one loop iteration)\n"
                "      --max-txns N        live transactions (default 1048576)\n"
                "  -h, --help\n");
@@ -239,7 +239,7 @@ void csipd_config_load(csipd_config *c, int argc, char **argv, int *rest)
     c->log_level = LOG_INFO;
     c->auth = true;
     c->nonce_lifetime = 300;
-    c->group_commit_ms = 2;
+    c->group_commit_ms = 5;
     /* A proxied call keeps four transactions for up to 32 s (RFC 6026 Timer L
      * and M, Timer J): a few thousand calls per second need this many. */
     c->max_txns = 1u << 20;

@@ -450,6 +450,34 @@ static void test_userdb(void)
     EXPECT_TRUE(memcmp(k1, k3, sizeof k1) != 0);
     EXPECT_EQ(csip_userdb_secret(u, "nonce", k2, 16), CSIP_ERR_STORE); /* another length */
     EXPECT_EQ(csip_userdb_secret(u, "nonce", k2, 0), CSIP_ERR_INVALID_ARG);
+    /* another connection's change (another process's `csipd user add`) is
+     * seen within a second: lookups are cached, the table's version is
+     * checked at most once a second */
+    csip_userdb *other = NULL;
+    ASSERT_OK(csip_userdb_open(dbpath, NULL, &other));
+    char before[CSIP_AUTH_HEX_MAX], after[CSIP_AUTH_HEX_MAX], want2[CSIP_AUTH_HEX_MAX];
+    ASSERT_OK(csip_userdb_lookup(u, CSIP_STR("zed"), false, CSIP_STR("a.example"),
+                                 CSIP_AUTH_ALG_MD5, before, sizeof before));
+    EXPECT_EQ(csip_userdb_lookup(u, CSIP_STR("newbie"), false, CSIP_STR("a.example"),
+                                 CSIP_AUTH_ALG_MD5, after, sizeof after),
+              CSIP_ERR_NOT_FOUND);
+    ASSERT_OK(csip_userdb_put(other, CSIP_STR("zed"), CSIP_STR("a.example"), CSIP_STR("new")));
+    ASSERT_OK(csip_userdb_put(other, CSIP_STR("newbie"), CSIP_STR("a.example"), CSIP_STR("n")));
+    usleep(1100 * 1000);
+    ASSERT_OK(csip_userdb_lookup(u, CSIP_STR("zed"), false, CSIP_STR("a.example"),
+                                 CSIP_AUTH_ALG_MD5, after, sizeof after));
+    ASSERT_OK(csip_auth_ha1(CSIP_AUTH_ALG_MD5, CSIP_STR("zed"), CSIP_STR("a.example"),
+                            CSIP_STR("new"), want2));
+    EXPECT_TRUE(strcmp(after, want2) == 0);
+    EXPECT_TRUE(strcmp(after, before) != 0);
+    EXPECT_OK(csip_userdb_lookup(u, CSIP_STR("newbie"), false, CSIP_STR("a.example"),
+                                 CSIP_AUTH_ALG_MD5, after, sizeof after));
+    /* and one's own change at once */
+    ASSERT_OK(csip_userdb_remove(u, CSIP_STR("newbie"), CSIP_STR("a.example")));
+    EXPECT_EQ(csip_userdb_lookup(u, CSIP_STR("newbie"), false, CSIP_STR("a.example"),
+                                 CSIP_AUTH_ALG_MD5, after, sizeof after),
+              CSIP_ERR_NOT_FOUND);
+    csip_userdb_close(other);
     /* the users survived the reopen */
     EXPECT_OK(csip_userdb_lookup(u, CSIP_STR("zed"), false, CSIP_STR("a.example"),
                                  CSIP_AUTH_ALG_MD5, ha1, sizeof ha1));

@@ -349,6 +349,9 @@ int csip_store_sqlite_open(const char *path, unsigned flags, const csip_mem *mem
                                                              : "PRAGMA synchronous=NORMAL";
     if (sqlite3_exec(s->db, sync, NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_exec(s->db, "PRAGMA busy_timeout=5000", NULL, NULL, NULL) != SQLITE_OK ||
+        /* 64 MiB of page cache: the b-trees of a few hundred thousand
+         * bindings stay in memory, and a write reads no page back */
+        sqlite3_exec(s->db, "PRAGMA cache_size=-65536", NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK)
         goto fail;
     for (int i = 0; i < ST__COUNT; i++)

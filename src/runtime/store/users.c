@@ -1,3 +1,4 @@
+#define _DEFAULT_SOURCE /* clock_gettime */
 /*
  * User accounts for digest authentication, in SQLite (csip/store.h).
  */
@@ -7,6 +8,7 @@
 #include <openssl/rand.h>
 #include <sqlite3.h>
 #include <string.h>
+#include <time.h>
 
 static const char users_schema[] =
     "CREATE TABLE IF NOT EXISTS users ("
@@ -17,7 +19,18 @@ static const char users_schema[] =
     "CREATE INDEX IF NOT EXISTS users_uh_md5 ON users (uh_md5);"
     "CREATE INDEX IF NOT EXISTS users_uh_sha256 ON users (uh_sha256);"
     "CREATE INDEX IF NOT EXISTS users_uh_sha512_256 ON users (uh_sha512_256);"
-    "CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);"
+    /* a version of the users table, bumped by every change whoever makes it
+     * (csipd user add in another process, the sqlite3 shell): readers keep a
+     * cache and check this one row now and then */
+    "CREATE TABLE IF NOT EXISTS users_version (v INTEGER NOT NULL);"
+    "INSERT INTO users_version SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM users_version);"
+    "CREATE TRIGGER IF NOT EXISTS users_ins AFTER INSERT ON users"
+    " BEGIN UPDATE users_version SET v = v + 1; END;"
+    "CREATE TRIGGER IF NOT EXISTS users_upd AFTER UPDATE ON users"
+    " BEGIN UPDATE users_version SET v = v + 1; END;"
+    "CREATE TRIGGER IF NOT EXISTS users_del AFTER DELETE ON users"
+    " BEGIN UPDATE users_version SET v = v + 1; END;";
 
 enum {
     UST_PUT,
@@ -27,6 +40,7 @@ enum {
     UST_UH = UST_HA1 + 3, /* the same by userhash */
     UST_SECRET_GET = UST_UH + 3,
     UST_SECRET_PUT,
+    UST_VERSION,
     UST__COUNT
 };
 
@@ -42,17 +56,204 @@ static const char *const ust_sql[UST__COUNT] = {
     [UST_UH + 2] = "SELECT ha1_sha512_256 FROM users WHERE uh_sha512_256 = ?1 AND realm = ?2",
     [UST_SECRET_GET] = "SELECT value FROM secrets WHERE name = ?1",
     [UST_SECRET_PUT] = "INSERT OR IGNORE INTO secrets VALUES (?1, ?2)",
+    [UST_VERSION] = "SELECT v FROM users_version",
 };
 
 /* The base algorithms, in the column order of the table. */
 static const csip_auth_alg base_algs[3] = {CSIP_AUTH_ALG_MD5, CSIP_AUTH_ALG_SHA256,
                                            CSIP_AUTH_ALG_SHA512_256};
 
+/*
+ * Lookups are served from memory: the whole users table, loaded on first
+ * use and again whenever its version has changed (read at most once per
+ * CACHE_CHECK_MS, and after our own changes), indexed by an open-addressing
+ * table of (algorithm, name or userhash, realm). A REGISTER then costs no
+ * database read, and a miss is authoritative (the user does not exist).
+ * Memory: about 500 bytes per user.
+ */
+#define CACHE_CHECK_MS 1000u
+
+static csip_str col_str(sqlite3_stmt *st, int i);
+
+typedef struct user_row {
+    char *name, *realm; /* one allocation: name NUL realm NUL */
+    size_t name_len, realm_len;
+    char hex[6][CSIP_AUTH_HEX_MAX]; /* ha1 x3, then userhash x3 (column order) */
+} user_row;
+
+typedef struct cache_ent {
+    uint64_t hash;  /* 0: empty */
+    uint32_t row;   /* index in rows */
+    uint32_t which; /* 0..2 by name with base_algs[which], 3..5 by userhash */
+} cache_ent;
+
 struct csip_userdb {
     const csip_mem *mem;
     sqlite3 *db;
     sqlite3_stmt *st[UST__COUNT];
+    user_row *rows;
+    size_t n_rows;
+    cache_ent *index;
+    size_t index_mask;
+    bool loaded;
+    int64_t version;     /* of the loaded rows */
+    uint64_t checked_ms; /* when the version was last read */
 };
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t key_hash(uint32_t which, csip_str name, csip_str realm)
+{
+    uint64_t h = 0xcbf29ce484222325u ^ which;
+    for (size_t i = 0; i < name.len; i++) {
+        h ^= (unsigned char)name.p[i];
+        h *= 0x100000001b3u;
+    }
+    h ^= 0xff;
+    h *= 0x100000001b3u;
+    for (size_t i = 0; i < realm.len; i++) {
+        h ^= (unsigned char)realm.p[i];
+        h *= 0x100000001b3u;
+    }
+    return h ? h : 1;
+}
+
+static void cache_drop(csip_userdb *u)
+{
+    for (size_t i = 0; i < u->n_rows; i++)
+        csip__free(u->mem, u->rows[i].name);
+    csip__free(u->mem, u->rows);
+    csip__free(u->mem, u->index);
+    u->rows = NULL;
+    u->index = NULL;
+    u->n_rows = 0;
+    u->loaded = false;
+}
+
+static int64_t read_version(csip_userdb *u)
+{
+    sqlite3_stmt *st = u->st[UST_VERSION];
+    int64_t v = -1;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return v;
+}
+
+/* Loads every user into memory. On failure the cache stays unloaded (lookups
+ * then read the database). */
+static void cache_load(csip_userdb *u)
+{
+    cache_drop(u);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(u->db,
+                           "SELECT username, realm, ha1_md5, ha1_sha256, ha1_sha512_256, uh_md5,"
+                           " uh_sha256, uh_sha512_256 FROM users",
+                           -1, &st, NULL) != SQLITE_OK)
+        return;
+    size_t cap = 0;
+    bool ok = true;
+    int rc;
+    while (ok && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (u->n_rows == cap) {
+            size_t nc = cap ? cap * 2 : 256;
+            user_row *r = csip__realloc(u->mem, u->rows, nc * sizeof *r);
+            if (!r) {
+                ok = false;
+                break;
+            }
+            u->rows = r;
+            cap = nc;
+        }
+        user_row *r = &u->rows[u->n_rows];
+        csip_str name = col_str(st, 0), realm = col_str(st, 1);
+        r->name = csip__malloc(u->mem, name.len + realm.len + 2);
+        if (!r->name) {
+            ok = false;
+            break;
+        }
+        memcpy(r->name, name.p, name.len);
+        r->name[name.len] = '\0';
+        r->realm = r->name + name.len + 1;
+        memcpy(r->realm, realm.p, realm.len);
+        r->realm[realm.len] = '\0';
+        r->name_len = name.len;
+        r->realm_len = realm.len;
+        for (int i = 0; i < 6; i++) {
+            csip_str h = col_str(st, 2 + i);
+            size_t n = h.len < CSIP_AUTH_HEX_MAX ? h.len : CSIP_AUTH_HEX_MAX - 1;
+            memcpy(r->hex[i], h.p, n);
+            r->hex[i][n] = '\0';
+        }
+        u->n_rows++;
+    }
+    if (ok && rc != SQLITE_DONE)
+        ok = false;
+    sqlite3_finalize(st);
+    size_t slots = 64;
+    while (ok && slots < u->n_rows * 6 * 2)
+        slots <<= 1;
+    if (ok)
+        u->index = csip__malloc(u->mem, slots * sizeof *u->index);
+    if (!ok || !u->index) {
+        cache_drop(u);
+        return;
+    }
+    memset(u->index, 0, slots * sizeof *u->index);
+    u->index_mask = slots - 1;
+    for (size_t r = 0; r < u->n_rows; r++)
+        for (uint32_t w = 0; w < 6; w++) {
+            csip_str name = w < 3 ? (csip_str){u->rows[r].name, u->rows[r].name_len}
+                                  : csip_str_c(u->rows[r].hex[w]);
+            uint64_t h = key_hash(w, name, (csip_str){u->rows[r].realm, u->rows[r].realm_len});
+            size_t i = (size_t)h & u->index_mask;
+            while (u->index[i].hash)
+                i = (i + 1) & u->index_mask;
+            u->index[i] = (cache_ent){h, (uint32_t)r, w};
+        }
+    u->loaded = true;
+}
+
+/* Reloads the users when the table changed since they were loaded. */
+static void cache_check(csip_userdb *u)
+{
+    uint64_t now = mono_ms();
+    if (u->loaded && now - u->checked_ms < CACHE_CHECK_MS)
+        return;
+    int64_t v = read_version(u);
+    u->checked_ms = now;
+    if (!u->loaded || v != u->version) {
+        u->version = v;
+        cache_load(u);
+    }
+}
+
+/* The HA1 of a lookup from memory: 1 found, 0 not found, -1 not loaded. */
+static int cache_find(csip_userdb *u, uint32_t which, csip_str name, csip_str realm, char *ha1)
+{
+    if (!u->loaded)
+        return -1;
+    uint64_t h = key_hash(which, name, realm);
+    for (size_t i = (size_t)h & u->index_mask; u->index[i].hash; i = (i + 1) & u->index_mask) {
+        const cache_ent *e = &u->index[i];
+        if (e->hash != h || e->which != which)
+            continue;
+        const user_row *r = &u->rows[e->row];
+        bool same_name = which < 3
+                             ? r->name_len == name.len && memcmp(r->name, name.p, name.len) == 0
+                             : csip_str_eq_c(name, r->hex[which]);
+        if (same_name && r->realm_len == realm.len && memcmp(r->realm, realm.p, realm.len) == 0) {
+            memcpy(ha1, r->hex[which % 3], strlen(r->hex[which % 3]) + 1);
+            return 1;
+        }
+    }
+    return 0;
+}
 
 void csip_userdb_close(csip_userdb *u)
 {
@@ -61,6 +262,7 @@ void csip_userdb_close(csip_userdb *u)
     for (int i = 0; i < UST__COUNT; i++)
         sqlite3_finalize(u->st[i]);
     sqlite3_close(u->db);
+    cache_drop(u);
     csip__free(u->mem, u);
 }
 
@@ -79,9 +281,6 @@ int csip_userdb_open(const char *path, const csip_mem *mem, csip_userdb **out)
                         NULL) != SQLITE_OK ||
         sqlite3_exec(u->db, "PRAGMA busy_timeout=5000", NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_exec(u->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) != SQLITE_OK ||
-        /* Read through a memory map: another connection's writes (the location
-           store's) would otherwise cost this one a pread per page it reads. */
-        sqlite3_exec(u->db, "PRAGMA mmap_size=268435456", NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_exec(u->db, users_schema, NULL, NULL, NULL) != SQLITE_OK)
         goto fail;
     for (int i = 0; i < UST__COUNT; i++)
@@ -123,6 +322,7 @@ int csip_userdb_put(csip_userdb *u, csip_str username, csip_str realm, csip_str 
         if (csip_auth_ha1(base_algs[i], username, realm, password, h[i]) != 0 ||
             csip_auth_userhash(base_algs[i], username, realm, h[3 + i]) != 0)
             return CSIP_ERR_NOMEM;
+    u->loaded = false; /* our own change is seen at once */
     sqlite3_stmt *st = u->st[UST_PUT];
     bind_str(st, 1, username);
     bind_str(st, 2, realm);
@@ -137,6 +337,7 @@ int csip_userdb_remove(csip_userdb *u, csip_str username, csip_str realm)
 {
     if (!u || !text_ok(username) || !text_ok(realm))
         return CSIP_ERR_INVALID_ARG;
+    u->loaded = false;
     sqlite3_stmt *st = u->st[UST_DEL];
     bind_str(st, 1, username);
     bind_str(st, 2, realm);
@@ -193,6 +394,13 @@ int csip_userdb_lookup(void *user_data, csip_str username, bool userhash, csip_s
             which = (userhash ? UST_UH : UST_HA1) + i;
     if (which < 0)
         return CSIP_ERR_NOT_FOUND;
+    /* memory first: the whole table is there, so a miss is an unknown user */
+    cache_check(u);
+    int found =
+        cache_find(u, (uint32_t)(which - (userhash ? UST_UH : UST_HA1)) + (userhash ? 3u : 0u),
+                   username, realm, ha1);
+    if (found >= 0)
+        return found ? 0 : CSIP_ERR_NOT_FOUND;
     sqlite3_stmt *st = u->st[which];
     bind_str(st, 1, username);
     bind_str(st, 2, realm);
