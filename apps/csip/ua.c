@@ -348,8 +348,13 @@ static void ids_text(const ua *u, const csip_msg *m, char *out, size_t cap)
     const csip_cseq *cseq;
     int n = 0;
     out[0] = 0;
-    if (u->show_cseq && csip_msg_cseq(m, &cseq) == 0)
-        n = snprintf(out, cap, " CSeq %u", (unsigned)cseq->number);
+    if (u->show_cseq && csip_msg_cseq(m, &cseq) == 0) {
+        if (u->show_method && !csip_msg_is_request(m))
+            n = snprintf(out, cap, " CSeq %u %.*s", (unsigned)cseq->number,
+                         (int)(cseq->method.len < 20 ? cseq->method.len : 20), cseq->method.p);
+        else
+            n = snprintf(out, cap, " CSeq %u", (unsigned)cseq->number);
+    }
     if (n < 0 || (size_t)n >= cap)
         return;
     (void)csip_msg_call_id(m, &cid);
@@ -358,6 +363,12 @@ static void ids_text(const ua *u, const csip_msg *m, char *out, size_t cap)
 }
 
 int ua_send(ua *u, csip_msg *req, const char *note, void *txn_user_data, csip_txn **out)
+{
+    return ua_send_to(u, req, &u->target.addr, note, txn_user_data, out);
+}
+
+/* Keeps a copy of a request sent and its line (for -v of its retransmissions). */
+static void keep_sent(ua *u, const csip_msg *req, const char *peer, const char *note)
 {
     ua_sync(u);
     free(u->sent);
@@ -371,19 +382,31 @@ int ua_send(ua *u, csip_msg *req, const char *note, void *txn_user_data, csip_tx
     ids_text(u, req, ids, sizeof ids);
     csip_str method = csip_msg_method_name(req), ruri = csip_msg_ruri_raw(req);
     snprintf(u->sent_line, sizeof u->sent_line, "--> %.*s %.*s (%s)%s%s%s", (int)method.len,
-             method.p, (int)ruri.len, ruri.p, u->peer, ids, note ? " " : "", note ? note : "");
+             method.p, (int)ruri.len, ruri.p, peer, ids, note ? " " : "", note ? note : "");
     printf("%s\n", u->sent_line);
     if (u->opts->verbose && u->sent)
         ua_print_raw(u->sent, u->sent_len);
     fflush(stdout);
-    int rc = csip_txn_client_new(csip_endpoint_txn(u->ep), req, &u->target.addr, txn_user_data,
+}
+
+int ua_send_to(ua *u, csip_msg *req, const csip_addr *dst, const char *note, void *txn_user_data,
+               csip_txn **out)
+{
+    char peer[80];
+    if (dst == &u->target.addr)
+        snprintf(peer, sizeof peer, "%s", u->peer);
+    else
+        ua_addr_text(dst, peer, sizeof peer);
+    keep_sent(u, req, peer, note);
+    int rc = csip_txn_client_new(csip_endpoint_txn(u->ep), req, dst, txn_user_data,
                                  csip_endpoint_now(u->ep), out);
     if (rc != 0)
         fprintf(stderr, "%s: cannot start the transaction: %s\n", u->cmd, csip_strerror(rc));
     return rc;
 }
 
-void ua_print_response(ua *u, const csip_msg *resp, int status)
+static void print_response(ua *u, const csip_msg *resp, int status, const char *peer,
+                           const char *note)
 {
     if (resp)
         u->seen_received++;
@@ -392,16 +415,30 @@ void ua_print_response(ua *u, const csip_msg *resp, int status)
         char ids[80];
         ids_text(u, resp, ids, sizeof ids);
         csip_str reason = csip_msg_reason(resp);
-        printf("<-- %d %.*s (%s)%s\n", status, (int)reason.len, reason.p, u->peer, ids);
+        printf("<-- %d %.*s (%s)%s%s%s\n", status, (int)reason.len, reason.p, peer, ids,
+               note ? " " : "", note ? note : "");
         if (u->opts->verbose) {
             csip_str raw = csip_msg_raw(resp);
             ua_print_raw(raw.p, raw.len);
         }
     } else {
         printf("<-- %d %s (no response: %s) (%s)\n", status, csip_status_reason(status),
-               status == 408 ? "timeout" : "transport error", u->peer);
+               status == 408 ? "timeout" : "transport error", peer);
     }
     fflush(stdout);
+}
+
+void ua_print_response(ua *u, const csip_msg *resp, int status)
+{
+    print_response(u, resp, status, u->peer, NULL);
+}
+
+void ua_print_response_from(ua *u, const csip_msg *resp, int status, const csip_addr *peer,
+                            const char *note)
+{
+    char text[80];
+    ua_addr_text(peer, text, sizeof text);
+    print_response(u, resp, status, text, note);
 }
 
 void ua_sync(ua *u)
@@ -411,46 +448,302 @@ void ua_sync(ua *u)
     csip_txn_stats st;
     csip_txn_layer_stats(csip_endpoint_txn(u->ep), &st);
     for (; u->seen_retrans < st.retransmitted; u->seen_retrans++) {
+        if (u->many_txns) {
+            printf("--> (a retransmission by the transaction layer)\n");
+            continue;
+        }
         printf("%s [retransmission]\n", u->sent_line);
         if (u->opts->verbose && u->sent)
             ua_print_raw(u->sent, u->sent_len);
     }
-    for (; u->seen_received < st.received; u->seen_received++)
-        printf("<-- (a retransmitted response, absorbed by the transaction) (%s)\n", u->peer);
+    for (; u->seen_received < st.received; u->seen_received++) {
+        if (u->many_txns)
+            printf("<-- (absorbed by the transaction layer: a retransmission, or the ACK of a "
+                   "non-2xx final response)\n");
+        else
+            printf("<-- (a retransmitted response, absorbed by the transaction) (%s)\n", u->peer);
+    }
 }
 
 void ua_answer_request(ua *u, csip_txn *st, const csip_msg *req, const csip_addr *src)
 {
+    ua_print_request_in(u, req, src, NULL);
+    if (st) {
+        csip_method m = csip_msg_method(req);
+        int code = m == CSIP_METHOD_OPTIONS ? 200 : m == CSIP_METHOD_CANCEL ? 481 : 480;
+        (void)ua_respond_code(u, st, code, NULL);
+    }
+    fflush(stdout);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Messages to and from anywhere */
+
+void ua_addr_text(const csip_addr *a, char *out, size_t cap)
+{
+    char hp[64];
+    if (csip_addr_format(a, hp, sizeof hp) < 0)
+        snprintf(hp, sizeof hp, "?");
+    snprintf(out, cap, "%s %s", csip_transport_name((csip_transport)a->transport), hp);
+}
+
+int ua_uri_addr(const csip_uri *uri, csip_addr *out)
+{
+    memset(out, 0, sizeof *out);
+    if (uri->kind != CSIP_URI_SIP && uri->kind != CSIP_URI_SIPS)
+        return CSIP_ERR_INVALID_ARG;
+    int tp = uri->kind == CSIP_URI_SIPS ? CSIP_TP_TLS : CSIP_TP_UDP;
+    if (uri->transport.p) {
+        tp = csip_transport_lookup(uri->transport);
+        if (tp != CSIP_TP_UDP && tp != CSIP_TP_TCP && tp != CSIP_TP_TLS)
+            return CSIP_ERR_INVALID_ARG;
+    }
+    csip_str host = uri->maddr.p ? uri->maddr : uri->host;
+    if (csip_str_ieq_c(host, "localhost"))
+        host = CSIP_STR("127.0.0.1");
+    if (csip_addr_set_ip(out, host) != 0)
+        return CSIP_ERR_NOT_FOUND;
+    out->transport = (uint8_t)tp;
+    out->port = uri->has_port ? uri->port : tp == CSIP_TP_TLS ? 5061 : 5060;
+    return 0;
+}
+
+uint16_t ua_local_port(const ua *u, csip_transport tp)
+{
+    const csip_addr *a = u->ep ? csip_endpoint_local(u->ep, tp == CSIP_TP_UDP ? 0 : 1) : NULL;
+    return a ? a->port : 0;
+}
+
+int ua_via_nobranch(const ua *u, csip_transport tp, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "SIP/2.0/%s %s:%u;rport", csip_transport_name(tp), u->local_host,
+                     (unsigned)ua_local_port(u, tp));
+    return n > 0 && (size_t)n < cap ? 0 : CSIP_ERR_BUFFER_TOO_SMALL;
+}
+
+/* Prints a message we send (not a request in a transaction) in full with -v. */
+static void print_out_raw(const ua *u, const csip_msg *m)
+{
+    if (!u->opts->verbose)
+        return;
+    int n = csip_msg_print(m, NULL, 0);
+    char *b = n > 0 ? malloc((size_t)n) : NULL;
+    if (b && csip_msg_print(m, b, (size_t)n) == n)
+        ua_print_raw(b, (size_t)n);
+    free(b);
+}
+
+int ua_send_stateless(ua *u, const csip_msg *msg, const csip_addr *dst, const char *note)
+{
+    ua_sync(u);
+    char peer[80], ids[80];
+    ua_addr_text(dst, peer, sizeof peer);
+    ids_text(u, msg, ids, sizeof ids);
+    csip_str method = csip_msg_method_name(msg), ruri = csip_msg_ruri_raw(msg);
+    printf("--> %.*s %.*s (%s)%s%s%s\n", (int)method.len, method.p, (int)ruri.len, ruri.p, peer,
+           ids, note ? " " : "", note ? note : "");
+    print_out_raw(u, msg);
+    fflush(stdout);
+    int rc =
+        csip_txn_layer_send_stateless(csip_endpoint_txn(u->ep), msg, dst, csip_endpoint_now(u->ep));
+    if (rc != 0)
+        printf("note: the %.*s could not be sent: %s\n", (int)method.len, method.p,
+               csip_strerror(rc));
+    return rc;
+}
+
+void ua_print_layer_ack(ua *u, const csip_txn *ct)
+{
+    const csip_msg *inv = csip_txn_request(ct);
+    char peer[80], ids[80];
+    ua_addr_text(csip_txn_peer(ct), peer, sizeof peer);
+    ids_text(u, inv, ids, sizeof ids);
+    csip_str ruri = csip_msg_ruri_raw(inv);
+    printf("--> ACK %.*s (%s)%s [sent by the transaction layer]\n", (int)ruri.len, ruri.p, peer,
+           ids);
+    fflush(stdout);
+}
+
+void ua_print_request_in(ua *u, const csip_msg *req, const csip_addr *src, const char *note)
+{
     u->seen_received++;
     ua_sync(u);
-    char from[64], ids[80];
-    (void)csip_addr_format(src, from, sizeof from);
+    char peer[80], ids[80];
+    ua_addr_text(src, peer, sizeof peer);
     ids_text(u, req, ids, sizeof ids);
     csip_str method = csip_msg_method_name(req), ruri = csip_msg_ruri_raw(req);
-    printf("<-- %.*s %.*s (%s %s)%s\n", (int)method.len, method.p, (int)ruri.len, ruri.p,
-           csip_transport_name((csip_transport)src->transport), from, ids);
+    printf("<-- %.*s %.*s (%s)%s%s%s\n", (int)method.len, method.p, (int)ruri.len, ruri.p, peer,
+           ids, note ? " " : "", note ? note : "");
     if (u->opts->verbose) {
         csip_str raw = csip_msg_raw(req);
         ua_print_raw(raw.p, raw.len);
     }
-    if (st) {
-        csip_method m = csip_msg_method(req);
-        int code = m == CSIP_METHOD_OPTIONS ? 200 : m == CSIP_METHOD_CANCEL ? 481 : 480;
-        char tag[12];
-        ua_random_token(tag, 10);
-        csip_msg *resp;
-        if (csip_response_for(req, code, NULL, csip_str_c(tag), NULL, &resp) == 0) {
-            printf("--> %d %s (%s %s)%s\n", code, csip_status_reason(code),
-                   csip_transport_name((csip_transport)src->transport), from, ids);
-            if (u->opts->verbose) {
-                int n = csip_msg_print(resp, NULL, 0);
-                char *b = n > 0 ? malloc((size_t)n) : NULL;
-                if (b && csip_msg_print(resp, b, (size_t)n) == n)
-                    ua_print_raw(b, (size_t)n);
-                free(b);
-            }
-            (void)csip_txn_respond(st, resp, csip_endpoint_now(u->ep));
-        }
-    }
     fflush(stdout);
+}
+
+int ua_respond(ua *u, csip_txn *st, csip_msg *resp, const char *note)
+{
+    ua_sync(u);
+    char peer[80], ids[80];
+    ua_addr_text(csip_txn_peer(st), peer, sizeof peer);
+    ids_text(u, resp, ids, sizeof ids);
+    int code = csip_msg_status(resp);
+    csip_str reason = csip_msg_reason(resp);
+    printf("--> %d %.*s (%s)%s%s%s\n", code, (int)reason.len, reason.p, peer, ids, note ? " " : "",
+           note ? note : "");
+    print_out_raw(u, resp);
+    fflush(stdout);
+    int rc = csip_txn_respond(st, resp, csip_endpoint_now(u->ep));
+    if (rc != 0)
+        printf("note: the %d could not be sent: %s\n", code, csip_strerror(rc));
+    return rc;
+}
+
+int ua_msg_add_lines(csip_msg *m, const char *lines)
+{
+    const char *p = lines;
+    while (p && *p) {
+        const char *eol = strstr(p, "\r\n"), *colon = strchr(p, ':');
+        if (!eol || !colon || colon > eol)
+            return CSIP_ERR_INVALID_ARG;
+        csip_str name = {p, (size_t)(colon - p)}, value = {colon + 1, (size_t)(eol - colon - 1)};
+        while (value.len && value.p[0] == ' ') {
+            value.p++;
+            value.len--;
+        }
+        int rc = csip_msg_hdr_insert(m, csip_msg_hdr_count(m), csip_hdr_lookup(name.p, name.len),
+                                     name, value);
+        if (rc != 0)
+            return rc;
+        p = eol + 2;
+    }
+    return 0;
+}
+
+int ua_respond_code(ua *u, csip_txn *st, int code, const char *extra)
+{
+    char tag[12];
+    ua_random_token(tag, 10);
+    csip_msg *resp;
+    int rc = csip_response_for(csip_txn_request(st), code, NULL, csip_str_c(tag), NULL, &resp);
+    if (rc == 0 && (rc = ua_msg_add_lines(resp, extra)) != 0)
+        csip_msg_free(resp);
+    if (rc != 0)
+        return rc;
+    return ua_respond(u, st, resp, NULL);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Digest authentication */
+
+void ua_auth_init(ua_auth *a, const char *user, const char *password, const char *who)
+{
+    memset(a, 0, sizeof *a);
+    a->user = user;
+    a->password = password;
+    a->who = who;
+    a->slot[0].challenge_hdr = CSIP_HDR_WWW_AUTHENTICATE;
+    a->slot[0].cred_name = "Authorization";
+    a->slot[1].challenge_hdr = CSIP_HDR_PROXY_AUTHENTICATE;
+    a->slot[1].cred_name = "Proxy-Authorization";
+}
+
+void ua_auth_clear(ua_auth *a)
+{
+    for (size_t i = 0; i < 2; i++) {
+        csip_msg_free(a->slot[i].msg);
+        a->slot[i].msg = NULL;
+        a->slot[i].ch = NULL;
+        a->slot[i].nc = 0;
+    }
+}
+
+#define UA_CRED_MAX 4096
+
+int ua_auth_add(ua_auth *a, const char *cmd, const char *method, const char *uri, char *extra,
+                size_t cap, char *note, size_t note_cap)
+{
+    size_t note0 = strlen(note), nlen = note0;
+    bool any = false;
+    for (size_t i = 0; i < 2; i++) {
+        ua_auth_slot *s = &a->slot[i];
+        if (!s->ch)
+            continue;
+        char cred[UA_CRED_MAX];
+        csip_auth_request req = {csip_str_c(method), csip_str_c(uri), CSIP_STR_NULL};
+        uint32_t nc = s->nc + 1;
+        int n = csip_auth_client_answer(s->ch, csip_str_c(a->user ? a->user : ""),
+                                        csip_str_c(a->password ? a->password : ""), &req, nc,
+                                        CSIP_STR_NULL, cred, sizeof cred);
+        if (n < 0) {
+            fprintf(stderr, "%s: cannot answer the challenge: %s\n", cmd, csip_strerror(n));
+            return -1;
+        }
+        s->nc = nc;
+        size_t len = strlen(extra);
+        int k = snprintf(extra + len, cap - len, "%s: %s\r\n", s->cred_name, cred);
+        if (k < 0 || (size_t)k >= cap - len) {
+            fprintf(stderr, "%s: the credentials do not fit in the request\n", cmd);
+            return -1;
+        }
+        csip_auth_alg alg = CSIP_AUTH_ALG_MD5;
+        (void)csip_auth_alg_parse(s->ch->algorithm, &alg);
+        nlen = strlen(note);
+        snprintf(note + nlen, note_cap - nlen, "%s%s %s nc=%u", any ? ", " : "[", s->cred_name,
+                 csip_auth_alg_name(alg), (unsigned)nc);
+        any = true;
+    }
+    if (any) {
+        nlen = strlen(note);
+        snprintf(note + nlen, note_cap - nlen, "]");
+    } else {
+        note[note0] = 0;
+    }
+    return 0;
+}
+
+bool ua_auth_take(ua_auth *a, const csip_msg *resp, int status)
+{
+    ua_auth_slot *s = &a->slot[status == 401 ? 0 : 1];
+    const csip_auth *ch;
+    if (csip_auth_client_choose_msg(resp, s->challenge_hdr, &ch) != 0) {
+        printf("final: %d %s: no Digest challenge with an algorithm csip supports\n", status,
+               csip_status_reason(status));
+        return false;
+    }
+    if (!a->password) {
+        printf("final: %d %s: %s wants credentials (give --password)\n", status,
+               csip_status_reason(status), a->who);
+        return false;
+    }
+    bool stale = csip_str_ieq_c(ch->stale, "true");
+    bool same_nonce = s->ch && csip_str_eq(ch->nonce, s->ch->nonce);
+    if (!stale && s->ch && (same_nonce || s->nc == 1)) {
+        printf("final: %d %s: the credentials of '%s' were refused\n", status,
+               csip_status_reason(status), a->user ? a->user : "");
+        return false;
+    }
+    if (++a->challenges > UA_MAX_CHALLENGES) {
+        printf("final: %d %s: still challenged after %d answers\n", status,
+               csip_status_reason(status), UA_MAX_CHALLENGES);
+        return false;
+    }
+    /* Keep the challenge for the requests to come: a copy of the response
+     * (the layer's is borrowed for the call). */
+    csip_str raw = csip_msg_raw(resp);
+    csip_msg *copy = NULL;
+    csip_parse_error err;
+    const csip_auth *kept;
+    if (csip_msg_parse(raw.p, raw.len, NULL, &copy, &err) != 0 ||
+        csip_auth_client_choose_msg(copy, s->challenge_hdr, &kept) != 0) {
+        csip_msg_free(copy);
+        printf("final: cannot keep the challenge (out of memory)\n");
+        return false;
+    }
+    uint32_t nc = same_nonce ? s->nc : 0; /* the count goes on under the same nonce */
+    csip_msg_free(s->msg);
+    s->msg = copy;
+    s->ch = kept;
+    s->nc = nc;
+    return true;
 }

@@ -94,7 +94,11 @@ typedef struct ua {
     uv_loop_t *loop;
     const char *cmd; /* "csip options": prefix of error messages */
     const ua_opts *opts;
-    bool show_cseq; /* add " CSeq N" to each line */
+    bool show_cseq;   /* add " CSeq N" to each line */
+    bool show_method; /* and the CSeq method to response lines (" CSeq 2 BYE") */
+    /* Several transactions at once (call, answer): a retransmission is not
+     * necessarily of the last request sent, so it is reported without it. */
+    bool many_txns;
 
     csip_endpoint *ep;
     csip_target target;  /* where requests go */
@@ -153,5 +157,108 @@ void ua_sync(ua *u);
  * 200 to OPTIONS, 481 to CANCEL (it matches nothing of ours), 480 to the rest
  * (nothing to an ACK, st NULL). */
 void ua_answer_request(ua *u, csip_txn *st, const csip_msg *req, const csip_addr *src);
+
+/* ------------------------------------------------------------------------- */
+/* Messages to and from anywhere (commands with dialogs) */
+
+/* "UDP 192.0.2.1:5060" for a, into out. */
+void ua_addr_text(const csip_addr *a, char *out, size_t cap);
+
+/*
+ * Where a request for uri goes without DNS: its maddr or host as an IP
+ * literal, or "localhost" (127.0.0.1); its port, else 5060 (5061 for TLS); its
+ * transport parameter, else TLS for sips:, else UDP.
+ * @return 0; CSIP_ERR_NOT_FOUND when the host is a name that needs RFC 3263;
+ *         CSIP_ERR_INVALID_ARG for a URI that is not sip:/sips: or a transport
+ *         the tool does not have.
+ */
+int ua_uri_addr(const csip_uri *uri, csip_addr *out);
+
+/* The Via value without a branch for a request going out over transport tp
+ * ("SIP/2.0/TCP 192.0.2.1:40112;rport"), our listening port for it. */
+int ua_via_nobranch(const ua *u, csip_transport tp, char *out, size_t cap);
+
+/* Our listening port for transport tp (TCP's for TLS). */
+uint16_t ua_local_port(const ua *u, csip_transport tp);
+
+/* As ua_send, to dst instead of the target. */
+int ua_send_to(ua *u, csip_msg *req, const csip_addr *dst, const char *note, void *txn_user_data,
+               csip_txn **out);
+
+/* Prints an ACK (or another message sent outside a transaction) and sends it
+ * to dst. msg is borrowed. @return 0 or a csip_err (message on stderr). */
+int ua_send_stateless(ua *u, const csip_msg *msg, const csip_addr *dst, const char *note);
+
+/* For a non-2xx final response to an INVITE client transaction ct: prints the
+ * line of the ACK the transaction layer sent for it (RFC 3261 §17.1.1.3). */
+void ua_print_layer_ack(ua *u, const csip_txn *ct);
+
+/* Prints a received request (src: where it came from) as one line, note
+ * appended when not NULL, and in full with -v. */
+void ua_print_request_in(ua *u, const csip_msg *req, const csip_addr *src, const char *note);
+
+/* As ua_print_response, from peer (the client transaction's peer) instead of
+ * the target; note appended when not NULL. */
+void ua_print_response_from(ua *u, const csip_msg *resp, int status, const csip_addr *peer,
+                            const char *note);
+
+/*
+ * Prints a response we send on st (one line, in full with -v) and sends it
+ * (resp transferred). @return 0 or the csip_err of csip_txn_respond().
+ */
+int ua_respond(ua *u, csip_txn *st, csip_msg *resp, const char *note);
+
+/* Adds header lines "Name: value\r\n…" to m. @return 0 or a csip_err. */
+int ua_msg_add_lines(csip_msg *m, const char *lines);
+
+/* Builds the response `code` to st's request (csip_response_for(), a fresh To
+ * tag when it has none), adds the extra header lines (NULL: none, each ending
+ * in CRLF) and sends it with ua_respond(). */
+int ua_respond_code(ua *u, csip_txn *st, int code, const char *extra);
+
+/* ------------------------------------------------------------------------- */
+/* Digest authentication (RFC 3261 §22, RFC 7616) for the requests of a command */
+
+typedef struct ua_auth_slot {
+    csip_hdr_id challenge_hdr; /* WWW-Authenticate or Proxy-Authenticate */
+    const char *cred_name;     /* Authorization or Proxy-Authorization */
+    csip_msg *msg;             /* owned copy of the response that challenged */
+    const csip_auth *ch;       /* the challenge answered, inside msg */
+    uint32_t nc;               /* requests sent under ch's nonce */
+} ua_auth_slot;
+
+typedef struct ua_auth {
+    ua_auth_slot slot[2]; /* 0: 401, 1: 407 */
+    const char *user, *password;
+    const char *who; /* "the registrar", "the server": in the messages printed */
+    int challenges;  /* answered in a row: the caller resets it for each exchange */
+} ua_auth;
+
+/* Challenges answered in a row before giving up. */
+#define UA_MAX_CHALLENGES 6
+
+void ua_auth_init(ua_auth *a, const char *user, const char *password, const char *who);
+
+/* Forgets every challenge (another server, the end of the run). */
+void ua_auth_clear(ua_auth *a);
+
+/*
+ * Appends the credentials for a request (method, Request-URI uri) answering
+ * each challenge kept, "Name: value\r\n" to extra, and notes them to note
+ * ("[Authorization SHA-256 nc=1]"; note unchanged when there is none). Each
+ * answer has the next nonce count and a fresh cnonce.
+ * @return 0, or -1 (message on stderr: the run fails).
+ */
+int ua_auth_add(ua_auth *a, const char *cmd, const char *method, const char *uri, char *extra,
+                size_t cap, char *note, size_t note_cap);
+
+/*
+ * A 401 or 407 to a request: keeps its challenge for the next request and
+ * returns true, or prints "final: …" (no usable challenge, no --password, the
+ * credentials refused, too many challenges) and returns false. Credentials
+ * are taken as refused when the challenge is not stale=true and either keeps
+ * the nonce just used or follows an answer to a challenge just received.
+ */
+bool ua_auth_take(ua_auth *a, const csip_msg *resp, int status);
 
 #endif
