@@ -25,5 +25,11 @@ int cmd_status(int argc, char **argv);
 int cmd_options(int argc, char **argv);
 /* csip register AOR [--user U] [--password P] [--expires N] [--registrar URI] [--once] … */
 int cmd_register(int argc, char **argv);
+/* csip call TARGET [--from AOR] [--password P] [--proxy URI] [--duration S] … */
+int cmd_call(int argc, char **argv);
+/* csip answer AOR [--password P] [--ring S] [--duration S] [--reject CODE] [--calls N] … */
+int cmd_answer(int argc, char **argv);
+/* csip message TARGET TEXT [--from AOR] [--password P] [--proxy URI] … */
+int cmd_message(int argc, char **argv);
 
 #endif

@@ -2,11 +2,11 @@
  * csip — command-line tool over libcsip. main() only dispatches: each command
  * lives in its own cmd_<name>.c.
  */
-#include <stdio.h>
-#include <string.h>
-
 #include "cli.h"
 #include "csip/csip.h"
+
+#include <stdio.h>
+#include <string.h>
 
 typedef struct cli_command {
     const char *name;
@@ -27,6 +27,13 @@ static const cli_command commands[] = {
     {"register", cmd_register,
      "AOR [--user U] [--password P] [--expires N] [--registrar URI] [--once] [-v]",
      "register AOR, refresh it, and unregister on Ctrl-C (--once: register and exit)"},
+    {"call", cmd_call, "TARGET [--from AOR] [--password P] [--proxy URI] [--duration S] [-v]",
+     "call TARGET (INVITE with SDP), hang up after S seconds or on Ctrl-C"},
+    {"answer", cmd_answer,
+     "AOR [--password P] [--ring S] [--duration S] [--reject CODE] [--calls N] [-v]",
+     "register AOR and answer (or reject) its calls until Ctrl-C"},
+    {"message", cmd_message, "TARGET TEXT [--from AOR] [--password P] [--proxy URI] [-v]",
+     "send TEXT in a MESSAGE (RFC 3428)"},
 #endif
     {"help", cmd_help, "", "show this help"},
 };
@@ -46,7 +53,8 @@ static void usage(FILE *f)
         fprintf(f, "           %s\n", commands[i].summary);
     }
     fprintf(f, "\n"
-               "exit status: 0 success, 1 message rejected (parse), 2 usage or I/O error\n"
+               "exit status: 0 success, 1 message rejected (parse) or request failed, 2 usage or\n"
+               "I/O error; call: 3 stopped before an answer, 4 ended abnormally\n"
                "Run 'csip COMMAND --help' for the options of a command.\n");
 }
 
