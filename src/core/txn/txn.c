@@ -935,8 +935,16 @@ static int stamp_via(csip_msg *m, const csip_addr *src)
     size_t pos = 0;
     while (csip_msg_hdr_at(m, pos) != line)
         pos++;
-    const char *pstart = v->params.p ? v->params.p - 1 : v->raw.p + v->raw.len;
     const char *vend = v->raw.p + v->raw.len;
+    const char *pstart = vend;
+    if (v->params.p) {
+        /* the ';' before the parameters: params starts after the white space
+         * that may follow it ("; branch=…") */
+        pstart = v->params.p;
+        while (pstart > line->value.p && pstart[-1] != ';')
+            pstart--;
+        pstart--;
+    }
     size_t len = 0;
 #define PUT(ptr, l)                                                                              \
     do {                                                                                         \
@@ -984,7 +992,11 @@ static int recv_request(csip_txn_layer *l, csip_msg *m, const csip_addr *src, ui
         return CSIP_ERR_NOMEM;
     }
     const csip_via *via;
-    (void)csip_msg_via(m, 0, &via); /* validated: present and well formed */
+    if (csip_msg_via(m, 0, &via) != 0) { /* validated, but check the stamped line again */
+        l->stats.malformed_dropped++;
+        csip_msg_free(m);
+        return 0;
+    }
     bool rfc3261 = has_cookie(via->branch);
     csip_method mid = csip_msg_method(m);
     csip_txn *t;
