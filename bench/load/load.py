@@ -12,11 +12,12 @@ after the SIPp run.
 
 For each (scenario, server) a search finds the highest rate passed: the first
 step is at --cpu-rate (1,000/s, the fixed rate at which CPU per 1,000 calls is
-compared; --cpu-seconds long), then the rate grows by --growth (x4) until a step
+compared; --cpu-seconds long), then the rate at which the server would fill
+90 % of its core at that CPU per call, then x --growth (1.5) until a step
 fails, then bisection until the gap is under --resolution (10 %). The servers
 of a scenario take turns step by step (the host's drift hits them alike). Steps
-per search and the whole run are bounded (--max-steps, --budget); a search cut
-short is reported as such.
+per search and the whole run are bounded (--max-steps, --budget, shared evenly
+by the scenarios); a search cut short is reported as such.
 
     load.py [--csipd PATH] [--servers kamailio,csipd] [--scenarios register,register_auth]
             [--seconds S] [--cpu-seconds S] [--max-steps N] [--budget S] [--quick]
@@ -114,6 +115,11 @@ def cpu_busy():
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:]]
     return v[0] + v[1] + v[2]
+
+
+def ksoftirqd_ticks():
+    """utime+stime of the ksoftirqd threads: mostly the loopback traffic of the step itself."""
+    return sum(t for c, t in all_ticks().values() if c.startswith("ksoftirqd"))
 
 
 def all_ticks():
@@ -287,6 +293,9 @@ def truncate(path, limit=1 << 20):
 
 
 class Scenario:
+    """One SIPp client scenario against the server. A proxied scenario adds a SIPp UAS behind
+    the server (on SIPp's core), whose address each server's start() is then given."""
+
     def __init__(self, name, title, uac, msgs, users=False):
         self.name = name
         self.title = title
@@ -520,18 +529,18 @@ def run_step(args, scn, server, rate, seconds, workdir, users_csv, index):
         cmd = [args.sipp, "%s:%d" % (HOST, port), "-sf", scn.uac, "-i", HOST,
                "-p", str(free_port()), "-bind_local", "-nostdin", "-buff_size", "4194304",
                "-key", "domain", DOMAIN, "-r", str(rate), "-rp", "1000", "-m", str(total),
-               "-timeout", "%ds" % (seconds + 30), "-recv_timeout", "5000",
+               "-timeout", "%ds" % (seconds + args.tail), "-recv_timeout", "5000",
                "-trace_stat", "-stf", stat, "-fd", "1", "-trace_err", "-error_file", errors]
         if scn.users:
             cmd += ["-inf", users_csv]
         cpu0 = session_cpu(srv.pid)
-        busy0, udp0, w0 = cpu_busy(), udp_errors(), time.monotonic()
+        busy0, soft0, udp0, w0 = cpu_busy(), ksoftirqd_ticks(), udp_errors(), time.monotonic()
         sipp = Proc(pinned(SIPP_CPU, cmd), "sipp", stepdir)
-        if not sipp.wait(seconds + 45):
-            log("sipp still running %d s after its end: stopped" % (seconds + 45))
+        if not sipp.wait(seconds + args.tail + 15):
+            log("sipp still running %d s after its end: stopped" % (args.tail + 15))
             sipp.stop()
         cpu1 = session_cpu(srv.pid)
-        busy1, udp1, w1 = cpu_busy(), udp_errors(), time.monotonic()
+        busy1, soft1, udp1, w1 = cpu_busy(), ksoftirqd_ticks(), udp_errors(), time.monotonic()
         alive = srv.alive()
         pss = session_pss_kb(srv.pid)
     finally:
@@ -550,8 +559,9 @@ def run_step(args, scn, server, rate, seconds, workdir, users_csv, index):
                 "server_core_pct": round(100 * server_s / wall, 1) if wall > 0 else 0,
                 "sipp_cpu_s": round(sipp_s, 3),
                 "sipp_core_pct": round(100 * sipp_s / wall, 1) if wall > 0 else 0,
-                "others_cores": round(max(0.0, (busy1 - busy0) / HZ - server_s - sipp_s) / wall,
-                                      2) if wall > 0 else 0,
+                "others_cores": round(max(0.0, (busy1 - busy0 - soft1 + soft0) / HZ - server_s -
+                                          sipp_s) / wall, 2) if wall > 0 else 0,
+                "ksoftirqd_cores": round((soft1 - soft0) / HZ / wall, 2) if wall > 0 else 0,
                 "udp_rcvbuf_errors": udp1 - udp0, "wall_s": round(wall, 2),
                 "server_pss_mb": round(pss / 1024.0, 1)})
     try:
@@ -594,6 +604,12 @@ def run_step(args, scn, server, rate, seconds, workdir, users_csv, index):
 # Search for the highest rate passed
 
 
+def rounded(rate, down=False):
+    """A rate rounded to 100/s (500/s from 10,000/s on)."""
+    step = 100 if rate < 10000 else 500
+    return int(rate // step * step) if down else int((rate + step / 2) // step * step)
+
+
 class Search:
     def __init__(self, scn, server, args):
         self.scn, self.server, self.args = scn, server, args
@@ -610,7 +626,13 @@ class Search:
         if not self.steps:
             return a.cpu_rate
         if self.fail is None:
-            r = self.best * a.growth
+            first = self.steps[0]
+            if len(self.steps) == 1 and first["server_core_pct"] > 0:
+                # the rate at which the server would fill 90 % of its core at the CPU per call
+                # of the first step (an underestimate: CPU per call falls as the rate rises)
+                r = max(self.best * 2, rounded(first["rate"] * 90.0 / first["server_core_pct"]))
+            else:
+                r = rounded(self.best * a.growth)
             if r > a.max_rate:
                 if self.best >= a.max_rate:
                     self.cut = self.cut or "rate limit %d/s" % a.max_rate
@@ -623,8 +645,7 @@ class Search:
             return r if r >= a.min_rate else None
         if (self.fail - lo) <= a.resolution * lo:
             return None
-        step = 100 if lo < 10000 else 500
-        r = (lo + self.fail) // 2 // step * step
+        r = rounded((lo + self.fail) / 2, down=True)
         return r if lo < r < self.fail else None
 
     def record(self, res):
@@ -695,7 +716,8 @@ def report(searches, args, started, budget_hit):
                 s.scn.title, s.server.name, maxr, fmt(s.fail, "%d"), fmt(cpu_fixed),
                 "%s (%s%%)" % (fmt(cpu_top), fmt(top["server_core_pct"] if top else None,
                                                    "%.0f")), note))
-            fig[s.server.name] = (s.best or None, cpu_fixed, cpu_top)
+            fig[s.server.name] = (s.best or None, cpu_fixed, cpu_top,
+                                  s.fail is not None or s.best >= args.max_rate)
         if "csipd" in fig and "kamailio" in fig:
             c, k = fig["csipd"], fig["kamailio"]
             w("%-16s %-9s %12s %12s %18s %22s" % (
@@ -709,7 +731,8 @@ def report(searches, args, started, budget_hit):
                              ss[0].scn.title, args.cpu_rate,
                              verdict(c[1], k[1], lambda x, y: x <= 0.5 * y),
                              verdict(c[2], k[2], lambda x, y: x <= 0.5 * y),
-                             verdict(c[0], k[0], lambda x, y: x >= y)))
+                             verdict(c[0], k[0], lambda x, y: x >= y) if c[3] and k[3]
+                             else "undecided (a search ended before a failure)"))
     w("")
     w("CPU = utime+stime of every process of the server, per 1,000 calls (a call is one "
       "REGISTER transaction; with digest, two).")
@@ -760,8 +783,10 @@ def parse_args():
                     help="seconds for the whole run, then searches stop (540; quick 120)")
     ap.add_argument("--cpu-rate", type=int, default=1000,
                     help="fixed rate at which CPU is compared; first step of each search")
-    ap.add_argument("--growth", type=int, default=4,
-                    help="rate factor from one passed step to the next until one fails")
+    ap.add_argument("--growth", type=float, default=1.5,
+                    help="rate factor from one passed step to the next until one fails "
+                         "(after the second step, which is where the first step's CPU per "
+                         "call would fill 90 %% of the core)")
     ap.add_argument("--max-rate", type=int, default=64000)
     ap.add_argument("--min-rate", type=int, default=100)
     ap.add_argument("--resolution", type=float, default=0.1,
@@ -776,6 +801,8 @@ def parse_args():
                     help="cores others may use before a step starts without waiting")
     ap.add_argument("--quiet-wait", type=int, default=30,
                     help="longest wait for a quiet machine before a step (s)")
+    ap.add_argument("--tail", type=int, default=10,
+                    help="seconds SIPp may run past the step's length (then open calls fail)")
     ap.add_argument("--noise", type=float, default=0.3,
                     help="a step that failed while other processes used more cores than "
                          "this is run once more")
@@ -857,7 +884,9 @@ def main():
                                    "csipd": args.csipd, "ncpu": os.cpu_count(),
                                    "rmem_max": open("/proc/sys/net/core/rmem_max").read().strip()})
                        + "\n")
-            for scn in scenarios:
+            for n, scn in enumerate(scenarios):
+                # each scenario's share of what is left of the budget
+                end = time.time() + (args.budget - (time.time() - started)) / (len(scenarios) - n)
                 users_csv = None
                 if scn.users:
                     users_csv = os.path.join(tmp, "users-%s.csv" % scn.name)
@@ -875,7 +904,7 @@ def main():
                 # the servers take turns, one step each, until every search is done
                 while active:
                     for s in list(active):
-                        if time.time() - started > args.budget:
+                        if time.time() > end:
                             budget_hit = True
                             s.cut = s.cut or "time budget"
                             active.remove(s)
@@ -895,7 +924,7 @@ def main():
                             active.remove(s)
                             continue
                         if not res["pass"] and res["others_cores"] > args.noise and \
-                                time.time() - started < args.budget:
+                                time.time() < end:
                             log("failed while other processes used %.2f cores: once more" %
                                 res["others_cores"])
                             index += 1
