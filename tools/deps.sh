@@ -23,6 +23,7 @@ for group in "$@"; do
       need_cmd dnsmasq dnsmasq-base
       need_cmd sipp sip-tester
       need_cmd sipsak sipsak
+      need_file /usr/sbin/kamailio kamailio
       need_cmd openssl openssl ;;
     fuzz)
       need_cmd clang clang
