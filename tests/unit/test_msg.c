@@ -358,6 +358,10 @@ static void test_edit_and_print(void)
     ASSERT_OK(csip_msg_hdr_add(m, CSIP_HDR_RECORD_ROUTE, CSIP_STR("<sip:proxy.example.com;lr>"), true));
     ASSERT_OK(csip_msg_hdr_add(m, CSIP_HDR_VIA, CSIP_STR("SIP/2.0/TCP proxy.example.com;branch=z9hG4bKnew"), true));
     ASSERT_OK(csip_msg_set_ruri(m, CSIP_STR("sip:b@192.0.2.9:5070")));
+    /* no empty Request-URI, no white space in one */
+    EXPECT_EQ(csip_msg_set_ruri(m, CSIP_STR("")), CSIP_ERR_INVALID_ARG);
+    EXPECT_EQ(csip_msg_set_ruri(m, CSIP_STR_NULL), CSIP_ERR_INVALID_ARG);
+    EXPECT_EQ(csip_msg_set_ruri(m, CSIP_STR("sip:a b@c")), CSIP_ERR_INVALID_ARG);
     EXPECT_EQ(csip_msg_hdr_add(m, CSIP_HDR_SUBJECT, CSIP_STR("a\r\nX-Injected: 1"), false),
               CSIP_ERR_INVALID_ARG);
     char out[2048];

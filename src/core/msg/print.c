@@ -130,8 +130,8 @@ int csip_msg_via_pop(csip_msg *m)
 
 int csip_msg_set_ruri(csip_msg *m, csip_str uri)
 {
-    if (!m->is_request)
-        return CSIP_ERR_INVALID_ARG;
+    if (!m->is_request || !uri.p || uri.len == 0)
+        return CSIP_ERR_INVALID_ARG; /* a request line needs a Request-URI */
     for (size_t i = 0; i < uri.len; i++)
         if ((unsigned char)uri.p[i] <= ' ')
             return CSIP_ERR_INVALID_ARG;
