@@ -663,9 +663,12 @@ class Search:
         return ok[-1] if ok else None
 
     def limited_by_sipp(self):
-        """The first failing step had SIPp's core saturated: the limit may be SIPp's."""
+        """SIPp's core was nearly full at the highest pass or at the first failure: the limit
+        found may be SIPp's own."""
+        top = self.top()
         bad = [s for s in self.steps if not s["pass"] and s["rate"] == self.fail]
-        return bool(bad) and bad[0].get("sipp_core_pct", 0) >= 90
+        return (top is not None and top.get("sipp_core_pct", 0) >= 80) or \
+            (bool(bad) and bad[0].get("sipp_core_pct", 0) >= 90)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -706,7 +709,7 @@ def report(searches, args, started, budget_hit):
             cpu_top = top["cpu_ms_per_1000"] if top else None
             note = ""
             if s.limited_by_sipp():
-                note = " (SIPp at its limit)"
+                note = " (SIPp near its limit)"
             elif s.cut:
                 note = " (search cut: %s)" % s.cut
             maxr = ("%d" % s.best) if s.best else "none"
