@@ -126,15 +126,17 @@ static void describe(const csip_msg *req, const csip_addr *src, char *out, size_
              (int)(cid.len > 8 ? 8 : cid.len), cid.p);
 }
 
-/* Sends a response and logs the transaction's line. */
-static void respond(server *s, csip_txn *st, csip_msg *resp, const char *what)
+/* Sends a response and logs the transaction's line; stateless: the
+ * transaction ends at once (csip_txn_respond_stateless). */
+static void respond_how(server *s, csip_txn *st, csip_msg *resp, const char *what, bool stateless)
 {
     const csip_msg *req = csip_txn_request(st);
     int code = csip_msg_status(resp);
     csip_str r = csip_msg_reason(resp);
     char reason[128]; /* copied: the response goes to the layer */
     snprintf(reason, sizeof reason, "%.*s", (int)r.len, r.p ? r.p : "");
-    int rc = csip_txn_respond(st, resp, csip_endpoint_now(s->ep));
+    int rc = stateless ? csip_txn_respond_stateless(st, resp, csip_endpoint_now(s->ep))
+                       : csip_txn_respond(st, resp, csip_endpoint_now(s->ep));
     if (csipd_log_level >= LOG_INFO || rc != 0) {
         char d[320];
         describe(req, csip_txn_peer(st), d, sizeof d);
@@ -144,6 +146,11 @@ static void respond(server *s, csip_txn *st, csip_msg *resp, const char *what)
             csipd_log(LOG_INFO, "%s -> %d %s%s%s", d, code, reason, what ? ": " : "",
                       what ? what : "");
     }
+}
+
+static void respond(server *s, csip_txn *st, csip_msg *resp, const char *what)
+{
+    respond_how(s, st, resp, what, false);
 }
 
 /* A response built here; NULL reason = the registry's phrase. */
@@ -317,7 +324,10 @@ static bool authenticate(server *s, csip_txn *st, const csip_msg *req, const csi
         csipd_log(LOG_ERROR, "cannot build a %d", o.status);
         return false;
     }
-    respond(s, st, resp, o.what);
+    /* A challenge or a rate-limit answer costs nothing to compute again (the
+     * nonce is stateless): answered statelessly, so that it holds no
+     * transaction (and its memory) for Timer J's 32 s. */
+    respond_how(s, st, resp, o.what, o.status == 401 || o.status == 503);
     return false;
 }
 

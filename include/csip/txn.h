@@ -152,10 +152,10 @@ CSIP_EXTERN void csip_txn_layer_free(csip_txn_layer *layer);
  * with csip_stream_frame(): src->transport tells which) at time now_ms. The
  * bytes are copied. A request's top Via gets `received` (when its sent-by is
  * not the source address, or it has rport) and the source port as the value
- * of an empty `rport` (RFC 3261 §18.2.1, RFC 3581 §4) before the TU sees it. A request that fails validation is answered statelessly
- * with the response the parser names (400, 505, 513 …) when its Via, From,
- * To, Call-ID and CSeq allow an answer; anything else malformed is dropped and
- * counted. Retransmissions are absorbed or answered from the last response.
+ * of an empty `rport` (RFC 3261 §18.2.1, RFC 3581 §4) before the TU sees it. A request that fails
+ * validation is answered statelessly with the response the parser names (400, 505, 513 …) when its
+ * Via, From, To, Call-ID and CSeq allow an answer; anything else malformed is dropped and counted.
+ * Retransmissions are absorbed or answered from the last response.
  * @return 0 (also for anything dropped or answered statelessly);
  *         CSIP_ERR_INVALID_ARG (layer or src NULL, data NULL with len > 0);
  *         CSIP_ERR_NOMEM (the message was dropped).
@@ -240,6 +240,19 @@ CSIP_EXTERN int csip_txn_client_new(csip_txn_layer *layer, csip_msg *req, const 
  *         unchanged). resp is freed in every case.
  */
 CSIP_EXTERN int csip_txn_respond(csip_txn *st, csip_msg *resp, uint64_t now_ms);
+
+/**
+ * Sends a final response to a non-INVITE request and ends the server
+ * transaction at once, without the Completed state (Timer J): the element
+ * answers as a stateless one would (RFC 3261 §8.2.7). For answers that cost
+ * nothing to compute again and must not cost memory, such as a challenge
+ * with a stateless nonce or a 503 under overload: a retransmission of the
+ * request starts a new transaction and gets a new answer. resp is taken as
+ * by csip_txn_respond().
+ * @return 0; CSIP_ERR_INVALID_ARG (not a non-INVITE server transaction, not
+ *         a final response, or what csip_txn_respond() refuses); a send error.
+ */
+CSIP_EXTERN int csip_txn_respond_stateless(csip_txn *st, csip_msg *resp, uint64_t now_ms);
 
 /**
  * The TU gives up on a client transaction (the user hung up, a CANCEL was

@@ -20,8 +20,8 @@ typedef struct sent {
 typedef struct cap {
     sent out[MAX_CAP];
     int nout;
-    int fail_send;         /* send returns an error while set */
-    csip_txn *st[MAX_CAP]; /* on_request (NULL for a transaction-less request) */
+    int fail_send;              /* send returns an error while set */
+    csip_txn *st[MAX_CAP];      /* on_request (NULL for a transaction-less request) */
     char req_via[MAX_CAP][160]; /* the top Via line as the TU saw it */
     char req_method[MAX_CAP][16];
     int nreq;
@@ -630,6 +630,26 @@ static void test_non_invite_server(void)
     /* now the same request is new again */
     EXPECT_OK(feed(l, req, &src, 40000));
     EXPECT_EQ(C.nreq, 2);
+    /* a stateless answer: sent, and the transaction ends at once (no Timer J) */
+    st = C.st[1];
+    csip_msg *r401;
+    ASSERT_OK(csip_response_for(csip_txn_request(st), 401, NULL, CSIP_STR("sl"), NULL, &r401));
+    int before = C.nout;
+    EXPECT_OK(csip_txn_respond_stateless(st, r401, 40010));
+    EXPECT_EQ(C.nout, before + 1);
+    EXPECT_EQ(strncmp(C.out[before].data, "SIP/2.0 401", 11), 0);
+    EXPECT_EQ(csip_txn_state_of(st), CSIP_TXN_TERMINATED);
+    EXPECT_EQ(csip_txn_layer_next_expiry(l), 40010);
+    csip_txn_layer_handle_expiry(l, 40010);
+    EXPECT_EQ(C.nterm, 2);
+    EXPECT_EQ(csip_txn_layer_count(l), 0);
+    /* its retransmission is a new request, answered again by the TU */
+    EXPECT_OK(feed(l, req, &src, 40020));
+    EXPECT_EQ(C.nreq, 3);
+    /* provisional, or an INVITE transaction: refused */
+    ASSERT_OK(csip_response_for(csip_txn_request(C.st[2]), 100, NULL, CSIP_STR_NULL, NULL, &r401));
+    EXPECT_EQ(csip_txn_respond_stateless(C.st[2], r401, 40030), CSIP_ERR_INVALID_ARG);
+    EXPECT_EQ(csip_txn_respond_stateless(NULL, NULL, 40030), CSIP_ERR_INVALID_ARG);
     teardown(l);
 }
 
@@ -756,8 +776,8 @@ static void test_malformed(void)
         EXPECT_OK(feed(l, answer[i], &src, 0));
         ASSERT_EQ(C.nout, 4 + (int)i);
         EXPECT_EQ(strncmp(C.out[3 + i].data, "SIP/2.0 400 ", 12), 0);
-        EXPECT_STR(csip_str_c(addr_str(&C.out[3 + i].dst)), i == 2 ? "192.0.2.9:5080"
-                                                                     : "192.0.2.9:5060");
+        EXPECT_STR(csip_str_c(addr_str(&C.out[3 + i].dst)),
+                   i == 2 ? "192.0.2.9:5080" : "192.0.2.9:5060");
     }
     int answered = 6;
 
@@ -853,8 +873,7 @@ static csip_addr route_of(csip_txn_layer *l, const char *via, const csip_addr *s
     EXPECT_OK(csip_txn_response_dest(m, src, &d1));
     EXPECT_OK(csip_txn_response_dest(r, src, &d2));
     if (!strstr(via, "received="))
-        EXPECT_TRUE(csip_addr_equal(&d1, &C.out[before].dst) &&
-                    d1.conn == C.out[before].dst.conn);
+        EXPECT_TRUE(csip_addr_equal(&d1, &C.out[before].dst) && d1.conn == C.out[before].dst.conn);
     EXPECT_TRUE(csip_addr_equal(&d2, &C.out[before].dst) && d2.conn == C.out[before].dst.conn);
     csip_msg_free(m);
     csip_msg_free(r);
@@ -885,16 +904,16 @@ static void test_via_stamped(void)
                               ";received=192.0.2.9;rport=33333, "
                               "SIP/2.0/UDP p.example.com;branch=z9hG4bKp");
     /* the address itself and no rport: nothing to note, the line is untouched */
-    EXPECT_OK(feed(l, req_text("OPTIONS", "SIP/2.0/UDP 192.0.2.9:5070;branch=z9hG4bKs2", "f", "",
-                               1, NULL),
-                   &src, 0));
+    EXPECT_OK(feed(
+        l, req_text("OPTIONS", "SIP/2.0/UDP 192.0.2.9:5070;branch=z9hG4bKs2", "f", "", 1, NULL),
+        &src, 0));
     ASSERT_EQ(C.nreq, 2);
     EXPECT_CSTR(C.req_via[1], "SIP/2.0/UDP 192.0.2.9:5070;branch=z9hG4bKs2");
     /* IPv6: received without brackets */
     csip_addr src6 = addr("2001:db8::9", 40000, CSIP_TP_UDP);
-    EXPECT_OK(feed(l, req_text("OPTIONS", "SIP/2.0/UDP [2001:db8::1];branch=z9hG4bKs3", "f", "",
-                               1, NULL),
-                   &src6, 0));
+    EXPECT_OK(
+        feed(l, req_text("OPTIONS", "SIP/2.0/UDP [2001:db8::1];branch=z9hG4bKs3", "f", "", 1, NULL),
+             &src6, 0));
     ASSERT_EQ(C.nreq, 3);
     EXPECT_CSTR(C.req_via[2], "SIP/2.0/UDP [2001:db8::1];branch=z9hG4bKs3;received=2001:db8::9");
     /* a folded Via (RFC 4475 wsinv): stamped too, written back unfolded */

@@ -910,8 +910,8 @@ static int stamp_via(csip_msg *m, const csip_addr *src)
         h.len -= 2;
     }
     if (v->host_type != CSIP_HOST_NAME && csip_addr_set_ip(&host, h) == 0)
-        same = host.family == src->family &&
-               memcmp(host.ip, src->ip, src->family == 4 ? 4 : 16) == 0;
+        same =
+            host.family == src->family && memcmp(host.ip, src->ip, src->family == 4 ? 4 : 16) == 0;
     bool need_received = !same || v->has_rport;
     bool need_rport = v->has_rport && !v->rport_has_value;
     if (!need_received && !need_rport)
@@ -946,12 +946,12 @@ static int stamp_via(csip_msg *m, const csip_addr *src)
         pstart--;
     }
     size_t len = 0;
-#define PUT(ptr, l)                                                                              \
-    do {                                                                                         \
-        if (len + (l) > sizeof buf)                                                              \
-            return 0; /* an absurd Via: leave it as it is */                                     \
-        memcpy(buf + len, (ptr), (l));                                                           \
-        len += (l);                                                                              \
+#define PUT(ptr, l)                                                                                \
+    do {                                                                                           \
+        if (len + (l) > sizeof buf)                                                                \
+            return 0; /* an absurd Via: leave it as it is */                                       \
+        memcpy(buf + len, (ptr), (l));                                                             \
+        len += (l);                                                                                \
     } while (0)
     PUT(line->value.p, (size_t)(pstart - line->value.p));
     csip_str rest = v->params;
@@ -970,8 +970,8 @@ static int stamp_via(csip_msg *m, const csip_addr *src)
     PUT(ipp, iplen);
     if (v->has_rport) {
         char port[16];
-        int pl = snprintf(port, sizeof port, ";rport=%u",
-                          (unsigned)(need_rport ? src->port : v->rport));
+        int pl =
+            snprintf(port, sizeof port, ";rport=%u", (unsigned)(need_rport ? src->port : v->rport));
         PUT(port, (size_t)pl);
     }
     PUT(vend, (size_t)(line->value.p + line->value.len - vend));
@@ -1343,6 +1343,20 @@ static int respond_again(csip_txn *st, csip_msg *resp)
     (void)server_send(st, buf, len, true);
     csip__free(l->mem, buf);
     return 0;
+}
+
+int csip_txn_respond_stateless(csip_txn *st, csip_msg *resp, uint64_t now_ms)
+{
+    if (!st || !resp || st->kind != CSIP_TXN_NON_INVITE_SERVER || csip_msg_is_request(resp) ||
+        csip_msg_status(resp) < 200) {
+        csip_msg_free(resp);
+        return CSIP_ERR_INVALID_ARG;
+    }
+    int rc = csip_txn_respond(st, resp, now_ms);
+    /* no Completed state: nothing is kept to answer a retransmission with */
+    if (rc == 0)
+        txn_end(st, CSIP_TXN_END_NORMAL, now_ms);
+    return rc;
 }
 
 int csip_txn_respond(csip_txn *st, csip_msg *resp, uint64_t now_ms)
