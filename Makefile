@@ -39,6 +39,7 @@ bench:
 	build/bench/bench/parse $(BENCH_ARGS) bench/corpus
 	build/bench/bench/txn $(TXN_BENCH_ARGS)
 	python3 bench/load/load.py $(LOAD_ARGS)
+	python3 bench/load/calls.py $(CALLS_ARGS)
 
 fuzz:
 	@tools/deps.sh build fuzz
