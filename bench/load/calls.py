@@ -39,6 +39,7 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, HERE)
 import load as L  # noqa: E402  (process, /proc, SIPp statistics and search helpers)
 
@@ -425,7 +426,8 @@ def parse_args():
     ap.add_argument("--servers", default=os.environ.get("CALLS_SERVERS", "kamailio,csipd"))
     ap.add_argument("--quick", action="store_true", default=quick,
                     help="short steps and searches (a smoke test, not a measurement)")
-    ap.add_argument("--seconds", type=int, default=None, help="length of a search step (5; quick 2)")
+    ap.add_argument("--seconds", type=int, default=None,
+                    help="length of a search step (5; quick 2)")
     ap.add_argument("--cpu-seconds", type=int, default=None,
                     help="length of a step at --cpu-rate (10; quick 3)")
     ap.add_argument("--cpu-repeats", type=int, default=None,
