@@ -101,7 +101,7 @@ typedef struct call {
     char cid[16];
     char method[16];
     char ruri[160];
-    char extra[512];
+    char extra[1400];
     uint32_t max_forwards; /* UINT32_MAX: no Max-Forwards header */
     csip_transport tp;
     cside req, cancel, bye;
@@ -1919,6 +1919,29 @@ static void t_transport_error(void)
     finish();
 }
 
+/* A request with as many header lines as the parse limits allow cannot take
+ * our Via: 500, nothing sent (the proxy never builds what a parser refuses). */
+static void t_header_limit(void)
+{
+    setup();
+    bind_user("bob", "sip:bob@10.0.2.1:5060", 1000, NULL);
+    set_script(U1, (script){.final = 200});
+    call *c = add_call("MESSAGE", "sip:bob@example.com", 0);
+    size_t n = 0;
+    /* 8 lines of ours (Via … Content-Length) and these: the limit */
+    for (unsigned i = 0; i < CSIP_DEFAULT_MAX_HEADERS - 8; i++)
+        n += (size_t)snprintf(c->extra + n, sizeof c->extra - n, "X-%u: 1\r\n", i % 10);
+    ASSERT_LT(n, sizeof c->extra - 1);
+    call *c2 = add_call("MESSAGE", "sip:bob@example.com", 100);
+    for (unsigned i = 0, k = 0; i < CSIP_DEFAULT_MAX_HEADERS - 9; i++)
+        k += (unsigned)snprintf(c2->extra + k, sizeof c2->extra - k, "X-%u: 1\r\n", i % 10);
+    run();
+    EXPECT_EQ(final_of(c), 500);
+    EXPECT_EQ(count_sent(P, U1, "MESSAGE "), 1); /* c2's: one line fewer fits */
+    EXPECT_EQ(final_of(c2), 200);
+    finish();
+}
+
 /* ------------------------------------------------------------------------- */
 /* The API itself */
 
@@ -2349,6 +2372,7 @@ int main(int argc, char **argv)
         CHECK_TEST(t_stray_2xx),
         CHECK_TEST(t_resolve),
         CHECK_TEST(t_transport_error),
+        CHECK_TEST(t_header_limit),
         CHECK_TEST(t_api),
         CHECK_TEST(t_failmem),
         CHECK_TEST(t_loss),
