@@ -37,6 +37,7 @@ typedef struct pbranch {
     csip_txn *ct;
     csip_msg *pending; /* the request while its next hop is resolved */
     uint64_t token;    /* resolve token while pending */
+    bool sips;         /* the pending request is sips (its Record-Route will be) */
     uint64_t timer_c;  /* deadline, 0 when not running */
     bool provisional;  /* a 1xx came */
     bool final;        /* the client transaction had its final response */
@@ -834,6 +835,7 @@ static void fork_target(csip_proxy *p, pctx *c, const csip_proxy_target *t, uint
         if (p->cb.resolve && p->n_waiting < p->cap_waiting) {
             b->token = ++p->next_token;
             b->pending = req;
+            b->sips = sips;
             p->waiting[p->n_waiting++] = b;
             rc = p->cb.resolve(p->ud, &next, b->token, &dst);
             if (rc == CSIP_ERR_PAUSE)
@@ -1315,13 +1317,7 @@ void csip_proxy_resolved(csip_proxy *p, uint64_t token, const csip_addr *addrs, 
             csip_msg_free(req);
             branch_final(p, b, 503, NULL, now);
         } else {
-            const csip_uri *ruri;
-            const csip_nameaddr *na;
-            size_t k = 0;
-            bool sips = csip_msg_ruri(req, &ruri) == 0 && ruri->kind == CSIP_URI_SIPS;
-            if (!sips && csip_msg_nameaddrs(req, CSIP_HDR_ROUTE, &na, &k) == 0 && k > 0)
-                sips = na[0].uri.kind == CSIP_URI_SIPS;
-            branch_send(p, b, req, &addrs[0], sips, now);
+            branch_send(p, b, req, &addrs[0], b->sips, now);
         }
         check_done(p, c, now);
         ctx_maybe_free(p, c);
