@@ -174,18 +174,31 @@ class PeakMem(threading.Thread):
 
     def __init__(self, sid):
         super().__init__(daemon=True)
-        self.sid, self.peak, self.halt = sid, 0, threading.Event()
+        self.pids, self.peak, self.halt = L.session_pids(sid), 0, threading.Event()
         self.start()
+
+    def pss(self):
+        total = 0
+        for pid in self.pids:  # the server's processes are all up once it is ready
+            try:
+                with open("/proc/%d/smaps_rollup" % pid) as f:
+                    for line in f:
+                        if line.startswith("Pss:"):
+                            total += int(line.split()[1])
+                            break
+            except OSError:
+                pass
+        return total
 
     def run(self):
         while not self.halt.is_set():
-            self.peak = max(self.peak, L.session_pss_kb(self.sid))
+            self.peak = max(self.peak, self.pss())
             self.halt.wait(0.5)
 
     def stop(self):
         self.halt.set()
         self.join(5)
-        self.peak = max(self.peak, L.session_pss_kb(self.sid))
+        self.peak = max(self.peak, self.pss())
         return self.peak
 
 
@@ -475,6 +488,9 @@ def main():
     L.PIN = L.pinning_possible()
     if not L.PIN:
         L.log("warning: cannot pin to CPUs 0 and 1 (need 2 CPUs and taskset): running unpinned")
+    else:
+        # the driver (its memory sampler) stays off the server's core
+        os.sched_setaffinity(0, {int(L.SIPP_CPU)})
     known = {"kamailio": Kamailio(args.kamailio), "csipd": Csipd(args.csipd)}
     servers = []
     for name in args.servers.split(","):
