@@ -164,7 +164,8 @@ typedef struct world {
     uint32_t resolve_delay;
     pending_resolve pend[MAX_RESOLVE];
     int resolves;
-    int done[MAX_CODES]; /* on_done statuses */
+    int done[MAX_CODES];         /* on_done statuses */
+    uint64_t done_at[MAX_CODES]; /* and when */
     int ndone;
     int a_stray; /* stray responses at the caller */
     int peer_acks[NPEERS];
@@ -471,8 +472,10 @@ static void h_done(void *ud, const csip_msg *req, const csip_addr *src, int stat
     (void)req;
     (void)src;
     (void)branches;
-    if (W.ndone < MAX_CODES)
+    if (W.ndone < MAX_CODES) {
+        W.done_at[W.ndone] = sim_now(W.s);
         W.done[W.ndone++] = status;
+    }
 }
 
 /* Timer C: the proxy's own deadline, scheduled on the sim's clock. */
@@ -1108,6 +1111,11 @@ static void t_invite_basic(void)
     EXPECT_EQ(hdr_count(inv, "Record-Route"), 1);
     EXPECT_CSTR(hdr(inv, "Record-Route", 0), "<sip:10.0.0.1:5060;lr>");
     EXPECT_EQ(hdr_count(inv, "Route"), 0);
+    /* on_done comes when the final response goes upstream, not 32 s later
+     * when the server transaction ends (Timer L) */
+    ASSERT_TRUE(W.ndone >= 1);
+    EXPECT_EQ(W.done[0], 200);
+    EXPECT_TRUE(W.done_at[0] < 1000);
     /* 180 and 200 reach A with P's Via gone */
     const wire *r180 = got(P, A, "SIP/2.0 180", 0);
     EXPECT_EQ(hdr_count(r180, "Via"), 1);
@@ -1381,6 +1389,30 @@ static void t_authorize(void)
     const wire *w = got(P, A, "SIP/2.0 407", 0);
     EXPECT_CSTR(hdr(w, "Proxy-Authenticate", 0), "Digest realm=\"example.com\", nonce=\"n1\"");
     EXPECT_EQ(count_got(P, U1, "INVITE "), 0);
+    /* the proxy's To tag: 8 random hex digits, then a sequence (RFC 3261 §19.3) */
+    const char *to = hdr(w, "To", 0);
+    const char *tag = to ? strstr(to, ";tag=") : NULL;
+    ASSERT_TRUE(tag != NULL);
+    EXPECT_TRUE(strlen(tag + 5) >= 9);
+    finish();
+
+    /* credentials for our realm are consumed here (RFC 3261 §22.3), others go on */
+    setup();
+    W.auth_local = 0;
+    bind_user("bob", "sip:bob@10.0.2.1:5060", 1000, NULL);
+    set_script(U1, (script){.final = 200});
+    c2 = add_call("MESSAGE", "sip:bob@example.com", 0);
+    snprintf(c2->extra, sizeof c2->extra,
+             "Proxy-Authorization: Digest username=\"a\", realm=\"example.com\", nonce=\"n1\","
+             " uri=\"sip:bob@example.com\", response=\"0\"\r\n"
+             "Proxy-Authorization: Digest username=\"a\", realm=\"far.example.net\","
+             " nonce=\"n2\", uri=\"sip:bob@example.com\", response=\"0\"\r\n");
+    run();
+    EXPECT_EQ(final_of(c2), 200);
+    const wire *fw = got(P, U1, "MESSAGE ", 0);
+    ASSERT_TRUE(fw != NULL);
+    EXPECT_EQ(hdr_count(fw, "Proxy-Authorization"), 1);
+    EXPECT_TRUE(strstr(hdr(fw, "Proxy-Authorization", 0), "far.example.net") != NULL);
     finish();
 
     /* without an authorize callback: foreign requests are refused (no open relay) */

@@ -17,6 +17,7 @@
 #include "base/base_int.h"
 #include "csip/dialog.h"
 
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -59,6 +60,7 @@ struct pctx {
     bool cancelling;  /* the caller cancelled, a 2xx/6xx came, or the server transaction ended */
     int busy;         /* a group is being started: check_done() waits for it */
     int final_status; /* what was sent, for on_done */
+    bool reported;    /* on_done has been called */
     csip_msg *best;   /* the best final response so far (a copy, top Via gone); NULL
                          when best_code stands for a response the proxy makes itself */
     int best_code;    /* 0: none yet */
@@ -80,6 +82,7 @@ struct csip_proxy {
     uint32_t timer_c_ms;
     bool record_route;
     uint64_t seq;
+    char tag_prefix[9]; /* random, per proxy: the To tags of its own responses */
     uint64_t next_token;
     size_t n_ctx;
     pbranch *thead, *ttail;
@@ -356,6 +359,23 @@ static bool looped(csip_proxy *p, const csip_msg *req, const char *hash)
     return false;
 }
 
+/* Credentials for a realm of ours were for us (RFC 3261 §22.3: a proxy takes
+ * out the Proxy-Authorization it consumed): the next hop does not see them.
+ * Those for other realms go on. */
+static void strip_own_credentials(csip_proxy *p, csip_msg *m)
+{
+    if (!p->cb.is_my_domain)
+        return;
+    for (size_t i = csip_msg_hdr_count(m); i-- > 0;) {
+        const csip_hdr *h = csip_msg_hdr_at(m, i);
+        if (!h || h->id != CSIP_HDR_PROXY_AUTHORIZATION)
+            continue;
+        csip_auth a;
+        if (csip_auth_parse(h->value, &a) == 0 && a.realm.p && p->cb.is_my_domain(p->ud, a.realm))
+            (void)csip_msg_hdr_remove(m, i);
+    }
+}
+
 /* ------------------------------------------------------------------------- */
 /* Responses the proxy builds */
 
@@ -366,8 +386,8 @@ static void respond_own(csip_proxy *p, csip_txn *st, const csip_msg *req, int co
         return;
     csip_msg *resp;
     char tag[24];
-    /* a To tag from the proxy's sequence: unique per response */
-    int n = snprintf(tag, sizeof tag, "p%llx", (unsigned long long)++p->seq);
+    /* a To tag: 32 random bits drawn once and a sequence (RFC 3261 §19.3) */
+    int n = snprintf(tag, sizeof tag, "%s%llx", p->tag_prefix, (unsigned long long)++p->seq);
     if (csip_response_for(req, code, reason, (csip_str){tag, (size_t)n}, p->mem, &resp) != 0)
         return;
     if (p->cb.decorate && code >= 200)
@@ -421,6 +441,26 @@ static void ctx_free(csip_proxy *p, pctx *c)
     csip__free(p->mem, c->target_buf);
     csip__free(p->mem, c);
     p->n_ctx--;
+}
+
+/* The final response went upstream: report it, and let go of what only more
+ * branches would have needed (the request copy, the targets, the best
+ * response so far), since a context lives as long as its server transaction
+ * (up to 32 s more, RFC 6026 Timer L). */
+static void final_out(csip_proxy *p, pctx *c)
+{
+    if (!c->reported && c->st) {
+        c->reported = true;
+        if (p->cb.on_done)
+            p->cb.on_done(p->ud, csip_txn_request(c->st), &c->src, c->final_status, c->n_branches);
+    }
+    csip_msg_free(c->req_copy);
+    c->req_copy = NULL;
+    csip_msg_free(c->best);
+    c->best = NULL;
+    csip__free(p->mem, c->target_buf);
+    c->target_buf = NULL;
+    c->n_targets = c->next_target = 0;
 }
 
 static void ctx_maybe_free(csip_proxy *p, pctx *c)
@@ -599,6 +639,7 @@ static void send_final(csip_proxy *p, pctx *c, uint64_t now)
     c->final_status = code;
     if (!resp) {
         respond_own(p, c->st, req, code, NULL, now);
+        final_out(p, c);
         return;
     }
     if (code == 401 || code == 407) {
@@ -610,6 +651,7 @@ static void send_final(csip_proxy *p, pctx *c, uint64_t now)
                                        csip_str_c(c->challenges[i]), false);
     }
     (void)csip_txn_respond(c->st, resp, now);
+    final_out(p, c);
 }
 
 /* A branch's final response other than 2xx, or what stands for one (resp NULL). */
@@ -1177,10 +1219,13 @@ void csip_proxy_on_request(csip_proxy *p, csip_txn *st, const csip_msg *req, con
     if (code) {
         c->final_sent = true;
         c->final_status = code;
+        c->reported = true;
         respond_own(p, st, req, code, reason, now);
         done(p, req, src, code, 0);
+        final_out(p, c);
         return;
     }
+    strip_own_credentials(p, c->req_copy);
     if (c->invite) {
         /* §16.2: 100 Trying at once, so that the caller stops retransmitting */
         csip_msg *trying;
@@ -1236,6 +1281,7 @@ void csip_proxy_on_response(csip_proxy *p, csip_txn *ct, const csip_msg *resp, i
     if (!c->final_sent) {
         c->final_sent = true;
         c->final_status = status;
+        final_out(p, c);
     }
     if (first && c->invite)
         cancel_all(p, c, b, now);
@@ -1277,8 +1323,10 @@ void csip_proxy_on_terminated(csip_proxy *p, csip_txn *t, uint64_t now)
         csip_txn_set_user_data(t, NULL);
         if (!c->final_sent) /* the server transaction died first: stop the branches */
             cancel_all(p, c, NULL, now);
-        if (c->n_branches)
+        if (c->n_branches && !c->reported) {
+            c->reported = true;
             done(p, csip_txn_request(t), &c->src, c->final_status, c->n_branches);
+        }
         c->st = NULL;
         ctx_maybe_free(p, c);
         return;
@@ -1376,6 +1424,12 @@ int csip_proxy_new(csip_txn_layer *layer, const csip_proxy_opts *opts,
     p->mem = mem;
     p->timer_c_ms = opts && opts->timer_c_ms ? opts->timer_c_ms : TIMER_C_DEFAULT;
     p->record_route = !(opts && opts->no_record_route);
+    uint8_t r[4];
+    if (RAND_bytes(r, sizeof r) != 1) {
+        csip__free(mem, p);
+        return CSIP_ERR_NOMEM;
+    }
+    snprintf(p->tag_prefix, sizeof p->tag_prefix, "%02x%02x%02x%02x", r[0], r[1], r[2], r[3]);
     *out = p;
     return 0;
 }
