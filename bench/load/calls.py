@@ -344,7 +344,11 @@ def fmt(v, spec="%.1f"):
     return "-" if v is None else spec % v
 
 
-def report(runs, args, started, budget_hit, load_start):
+def converged(s, args):
+    return s.best and s.fail is not None and s.fail - s.best <= args.resolution * s.best
+
+
+def report(runs, args, started, budget_hit, load_start, interrupted=False):
     """runs: [(server, search, [CPU steps at --cpu-rate])]."""
     lines = []
     w = lines.append
@@ -382,8 +386,9 @@ def report(runs, args, started, budget_hit, load_start):
                            fmt(top["server_core_pct"] if top else None, "%.0f")),
             "%s / %s" % (fmt(mem1, "%.0f"), fmt(top["server_peak_pss_mb"] if top else None,
                                                 "%.0f")), note))
+        sat = top["cpu_ms_per_1000"] if top and top["server_core_pct"] >= 75 else None
         fig[srv.name] = (s.best or None, med, top["cpu_ms_per_1000"] if top else None,
-                         s.fail is not None, s.limited_by_sipp())
+                         converged(s, args), s.limited_by_sipp(), sat)
     if "csipd" in fig and "kamailio" in fig:
         c, k = fig["csipd"], fig["kamailio"]
         w("%-9s %11s %10s %26s %22s" % ("csipd/kam", L.ratio(c[0], k[0]), "",
@@ -395,24 +400,27 @@ def report(runs, args, started, budget_hit, load_start):
 
         rate_v = verdict(c[0], k[0], lambda x, y: x >= 2 * y)
         if not k[3]:
-            rate_v = "undecided (Kamailio's search ended before a failure)"
+            rate_v = "undecided (Kamailio's search did not converge)"
         elif not c[3] and rate_v != "met":
-            rate_v = "undecided (csipd's search ended before a failure)"
+            rate_v = "undecided (csipd's search did not converge)"
         elif c[4] and rate_v != "met":
             rate_v += " (csipd's figure is SIPp's limit)"
         w("Goal: csipd CPU per call <= 1/3 of Kamailio's at %d/s: %s; near saturation: %s; "
           "sustained rate >= 2x Kamailio's: %s" % (
               args.cpu_rate, verdict(c[1], k[1], lambda x, y: x <= y / 3.0),
-              verdict(c[2], k[2], lambda x, y: x <= y / 3.0), rate_v))
+              verdict(c[5], k[5], lambda x, y: x <= y / 3.0), rate_v))
     w("")
     w("CPU = utime+stime of every process of the server, per 1,000 successful calls; @%d/s = "
       "median of the passed steps at that rate (n: min-max); @max = the step at the highest "
-      "rate passed, (core) its share of the server's core. PSS = proportional set size of the "
-      "server's processes, peak over the step." % args.cpu_rate)
+      "rate passed, (core) its share of the server's core (the near-saturation verdict needs "
+      ">= 75 %% for both). PSS = proportional set size of the server's processes, peak over "
+      "the step." % args.cpu_rate)
     noisy = [x for _, s, cpu in runs for x in s.steps + cpu[1:] if x.get("others_cores", 0) > 0.15]
     w("Load average at start %s, at end %s; %d step(s) ran while other processes used > 0.15 "
       "cores." % (" ".join("%.2f" % x for x in load_start),
                   " ".join("%.2f" % x for x in os.getloadavg()), len(noisy)))
+    if interrupted:
+        w("Note: INTERRUPTED: the searches did not finish.")
     if budget_hit:
         w("Note: the time budget (%d s) ran out; searches marked 'cut' did not converge." %
           args.budget)
@@ -514,7 +522,7 @@ def main():
     raw = os.path.join(args.out, "calls-%s.jsonl" % stamp)
     started, load_start = time.time(), os.getloadavg()
     end = started + args.budget
-    budget_hit = False
+    budget_hit = interrupted = False
     runs = [(srv, L.Search(Scn, srv, args), []) for srv in servers]
     index = [0]
     L.log("proxied calls: servers %s, %d x %d s at %d/s, then %d s steps, <= %d steps per "
@@ -595,13 +603,14 @@ def main():
                         active.remove(r)
     except KeyboardInterrupt:
         L.log("interrupted")
+        interrupted = True
         return 130
     except L.HarnessError as e:
         L.log("error: %s" % e)
         return 1
     finally:
         if any(s.steps or cpu for _, s, cpu in runs):
-            table = report(runs, args, started, budget_hit, load_start)
+            table = report(runs, args, started, budget_hit, load_start, interrupted)
             with open(os.path.join(args.out, "calls-%s.txt" % stamp), "w") as f:
                 f.write(table + "\n")
             print(table)
