@@ -856,7 +856,9 @@ def main():
         log("sipp not found (Debian package sip-tester; tools/deps.sh bench installs it)")
         return 1
     PIN = pinning_possible()
-    if not PIN:
+    if PIN:
+        os.sched_setaffinity(0, {int(SIPP_CPU)})  # this driver stays off the server's core
+    else:
         log("warning: cannot pin to CPUs 0 and 1 (need 2 CPUs and taskset): running unpinned")
 
     known = {"kamailio": Kamailio(args.kamailio), "csipd": Csipd(args.csipd),
