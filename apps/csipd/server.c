@@ -109,6 +109,10 @@ static csip_str unquote(csip_str in, char *buf, size_t cap)
 /* The request summary of a log line: method, To URI, source, short Call-ID. */
 static void describe(const csip_msg *req, const csip_addr *src, char *out, size_t cap)
 {
+    if (!req) {
+        snprintf(out, cap, "(request already released)");
+        return;
+    }
     csip_str m = csip_msg_method_name(req);
     const csip_nameaddr *to = NULL;
     csip_str cid = CSIP_STR_NULL, uri = CSIP_STR_NULL;
@@ -130,16 +134,17 @@ static void describe(const csip_msg *req, const csip_addr *src, char *out, size_
  * transaction ends at once (csip_txn_respond_stateless). */
 static void respond_how(server *s, csip_txn *st, csip_msg *resp, const char *what, bool stateless)
 {
-    const csip_msg *req = csip_txn_request(st);
     int code = csip_msg_status(resp);
     csip_str r = csip_msg_reason(resp);
     char reason[128]; /* copied: the response goes to the layer */
     snprintf(reason, sizeof reason, "%.*s", (int)r.len, r.p ? r.p : "");
+    /* described first: a completed transaction lets its request go */
+    char d[320] = "response";
+    if (csipd_log_level >= LOG_INFO)
+        describe(csip_txn_request(st), csip_txn_peer(st), d, sizeof d);
     int rc = stateless ? csip_txn_respond_stateless(st, resp, csip_endpoint_now(s->ep))
                        : csip_txn_respond(st, resp, csip_endpoint_now(s->ep));
     if (csipd_log_level >= LOG_INFO || rc != 0) {
-        char d[320];
-        describe(req, csip_txn_peer(st), d, sizeof d);
         if (rc != 0)
             csipd_log(LOG_WARN, "%s -> %d not sent: %s", d, code, csip_strerror(rc));
         else
@@ -855,7 +860,7 @@ int csipd_serve(const csipd_config *cfg)
                              .tls_cert_file = cfg->tls_cert,
                              .tls_key_file = cfg->tls_key,
                              .tls_ca_file = cfg->tls_ca,
-                             .txn = {.max_txns = cfg->max_txns}};
+                             .txn = {.max_txns = cfg->max_txns, .drop_completed_requests = true}};
     csip_txn_callbacks cb = {.on_request = on_request,
                              .on_response = on_response,
                              .on_stray_response = on_stray_response,

@@ -133,6 +133,14 @@ typedef struct csip_txn_opts {
     csip_limits limits; /**< parse limits for received messages */
     uint32_t max_txns;  /**< 0 = 65536; beyond it new requests get 503 statelessly */
     const csip_mem *mem;
+    /**
+     * Non-INVITE server transactions (RFC 3261 branches) free their request
+     * once their final response is sent, keeping only what matching and
+     * retransmission need (a few hundred bytes instead of the parsed
+     * request's kilobytes, for the 32 s of Timer J over UDP).
+     * csip_txn_request() of such a transaction then returns NULL. Default off.
+     */
+    bool drop_completed_requests;
 } csip_txn_opts;
 
 /**
@@ -331,7 +339,9 @@ CSIP_EXTERN csip_txn_state csip_txn_state_of(const csip_txn *t);
  * current state of a live one.
  */
 CSIP_EXTERN csip_txn_state csip_txn_end_state(const csip_txn *t);
-/** The request of the transaction (borrowed, lives as long as the transaction). */
+/** The request of the transaction (borrowed, lives as long as the transaction;
+ *  NULL for a completed non-INVITE server transaction of a layer created with
+ *  drop_completed_requests). */
 CSIP_EXTERN const csip_msg *csip_txn_request(const csip_txn *t);
 /** The address the request came from (server) or goes to (client). */
 CSIP_EXTERN const csip_addr *csip_txn_peer(const csip_txn *t);

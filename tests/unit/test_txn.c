@@ -653,6 +653,51 @@ static void test_non_invite_server(void)
     teardown(l);
 }
 
+/* drop_completed_requests: a completed non-INVITE server transaction keeps
+ * only what matching and retransmission need. */
+static void test_drop_completed(void)
+{
+    csip_txn_opts o = {.drop_completed_requests = true};
+    csip_txn_layer *l = setup(&o);
+    csip_addr src = addr("192.0.2.9", 33333, CSIP_TP_UDP);
+    char req[2048];
+    snprintf(req, sizeof req, "%s",
+             req_text("OPTIONS", "SIP/2.0/UDP client.example.com:5090;branch=z9hG4bKdc1;rport", "f",
+                      "", 1, NULL));
+    EXPECT_OK(feed(l, req, &src, 0));
+    ASSERT_EQ(C.nreq, 1);
+    csip_txn *st = C.st[0];
+    EXPECT_TRUE(csip_txn_request(st) != NULL);
+    EXPECT_OK(respond(st, 200, 10));
+    EXPECT_EQ(csip_txn_state_of(st), CSIP_TXN_COMPLETED);
+    EXPECT_TRUE(csip_txn_request(st) == NULL);
+    ASSERT_EQ(C.nout, 1);
+    /* a retransmission still matches (branch, sent-by, method) and gets the
+     * final again, where the first went (the source port, for rport) */
+    EXPECT_OK(feed(l, req, &src, 100));
+    EXPECT_EQ(C.nreq, 1);
+    ASSERT_EQ(C.nout, 2);
+    EXPECT_EQ(C.out[1].len, C.out[0].len);
+    EXPECT_STR(csip_str_c(addr_str(&C.out[1].dst)), "192.0.2.9:33333");
+    /* another method with the same branch is another transaction */
+    char req2[2048];
+    snprintf(req2, sizeof req2, "%s",
+             req_text("MESSAGE", "SIP/2.0/UDP client.example.com:5090;branch=z9hG4bKdc1;rport", "f",
+                      "", 1, NULL));
+    EXPECT_OK(feed(l, req2, &src, 200));
+    EXPECT_EQ(C.nreq, 2);
+    /* Timer J still ends it */
+    csip_txn_layer_handle_expiry(l, 10 + 32000);
+    EXPECT_GE(C.nterm, 1);
+    /* an INVITE server transaction keeps its request */
+    snprintf(req, sizeof req, "%s", req_text("INVITE", VIA1, "f", "", 1, NULL));
+    EXPECT_OK(feed(l, req, &src, 40000));
+    ASSERT_EQ(C.nreq, 3);
+    EXPECT_OK(respond(C.st[2], 486, 40010));
+    EXPECT_TRUE(csip_txn_request(C.st[2]) != NULL);
+    teardown(l);
+}
+
 static void test_rfc2543(void)
 {
     csip_txn_layer *l = setup(NULL);
@@ -1688,6 +1733,7 @@ int main(int argc, char **argv)
         CHECK_TEST(test_stray_and_client_matching),
         CHECK_TEST(test_server_matching),
         CHECK_TEST(test_non_invite_server),
+        CHECK_TEST(test_drop_completed),
         CHECK_TEST(test_rfc2543),
         CHECK_TEST(test_malformed),
         CHECK_TEST(test_overload),

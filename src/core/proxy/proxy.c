@@ -443,17 +443,23 @@ static void ctx_free(csip_proxy *p, pctx *c)
     p->n_ctx--;
 }
 
-/* The final response went upstream: report it, and let go of what only more
- * branches would have needed (the request copy, the targets, the best
- * response so far), since a context lives as long as its server transaction
- * (up to 32 s more, RFC 6026 Timer L). */
-static void final_out(csip_proxy *p, pctx *c)
+/* The final response is going upstream: report it (before it is sent: a
+ * layer that drops completed requests frees the request with it). */
+static void report_final(csip_proxy *p, pctx *c)
 {
-    if (!c->reported && c->st) {
+    if (!c->reported && c->st && csip_txn_request(c->st)) {
         c->reported = true;
         if (p->cb.on_done)
             p->cb.on_done(p->ud, csip_txn_request(c->st), &c->src, c->final_status, c->n_branches);
     }
+}
+
+/* The final response went upstream: let go of what only more branches would
+ * have needed (the request copy, the targets, the best response so far),
+ * since a context lives as long as its server transaction (up to 32 s more,
+ * RFC 6026 Timer L). */
+static void final_out(csip_proxy *p, pctx *c)
+{
     csip_msg_free(c->req_copy);
     c->req_copy = NULL;
     csip_msg_free(c->best);
@@ -637,6 +643,7 @@ static void send_final(csip_proxy *p, pctx *c, uint64_t now)
         resp = NULL;
     }
     c->final_status = code;
+    report_final(p, c);
     if (!resp) {
         respond_own(p, c->st, req, code, NULL, now);
         final_out(p, c);
@@ -1121,9 +1128,11 @@ void csip_proxy_on_request(csip_proxy *p, csip_txn *st, const csip_msg *req, con
         if (csip_response_for(req, res.status, res.reason, CSIP_STR("pchk"), p->mem, &resp) == 0) {
             for (size_t i = 0; res.status == 420 && i < res.n_unsupported && i < 16; i++)
                 (void)csip_msg_hdr_add(resp, CSIP_HDR_UNSUPPORTED, res.unsupported[i], false);
+            done(p, req, src, res.status, 0); /* before: the response may free req */
             (void)csip_txn_respond(st, resp, now);
+        } else {
+            done(p, req, src, res.status, 0);
         }
-        done(p, req, src, res.status, 0);
         return;
     }
     if (m == CSIP_METHOD_CANCEL) {
@@ -1132,19 +1141,19 @@ void csip_proxy_on_request(csip_proxy *p, csip_txn *st, const csip_msg *req, con
     }
     char hash[9];
     if (csip_proxy_loop_hash(req, hash) != 0) {
-        respond_own(p, st, req, 400, NULL, now);
         done(p, req, src, 400, 0);
+        respond_own(p, st, req, 400, NULL, now);
         return;
     }
     if (looped(p, req, hash)) {
-        respond_own(p, st, req, 482, NULL, now);
         done(p, req, src, 482, 0);
+        respond_own(p, st, req, 482, NULL, now);
         return;
     }
     pctx *c = pzalloc(p, sizeof *c);
     if (!c) {
-        respond_own(p, st, req, 500, NULL, now);
         done(p, req, src, 500, 0);
+        respond_own(p, st, req, 500, NULL, now);
         return;
     }
     p->n_ctx++;
@@ -1220,8 +1229,8 @@ void csip_proxy_on_request(csip_proxy *p, csip_txn *st, const csip_msg *req, con
         c->final_sent = true;
         c->final_status = code;
         c->reported = true;
-        respond_own(p, st, req, code, reason, now);
         done(p, req, src, code, 0);
+        respond_own(p, st, req, code, reason, now);
         final_out(p, c);
         return;
     }
@@ -1277,10 +1286,14 @@ void csip_proxy_on_response(csip_proxy *p, csip_txn *ct, const csip_msg *resp, i
      * are cancelled (§16.10) */
     bool first = !b->done;
     b->done = true;
-    forward_2xx(p, c, resp, now);
-    if (!c->final_sent) {
-        c->final_sent = true;
+    bool final_now = !c->final_sent;
+    if (final_now) {
         c->final_status = status;
+        report_final(p, c);
+    }
+    forward_2xx(p, c, resp, now);
+    if (final_now) {
+        c->final_sent = true;
         final_out(p, c);
     }
     if (first && c->invite)
@@ -1323,7 +1336,7 @@ void csip_proxy_on_terminated(csip_proxy *p, csip_txn *t, uint64_t now)
         csip_txn_set_user_data(t, NULL);
         if (!c->final_sent) /* the server transaction died first: stop the branches */
             cancel_all(p, c, NULL, now);
-        if (c->n_branches && !c->reported) {
+        if (c->n_branches && !c->reported && csip_txn_request(t)) {
             c->reported = true;
             done(p, csip_txn_request(t), &c->src, c->final_status, c->n_branches);
         }

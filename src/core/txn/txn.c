@@ -392,7 +392,51 @@ static uint64_t hash_2543(const csip_txn_layer *l, csip_str call_id, uint32_t cs
 /* The method of a transaction, as its request writes it. */
 static csip_str method_of(const csip_txn *t)
 {
+    if (t->flags & TXF_COMPACT)
+        return ((const txn_compact *)(const void *)t->ack)->method;
     return csip_msg_method_name(t->req);
+}
+
+/* A completed non-INVITE server transaction lets its request go (layer
+ * option drop_completed_requests): matching needs the branch, the sent-by
+ * and the method, retransmission the transport, port and rport of the top
+ * Via; nothing else. Without memory it simply keeps the request. */
+static void compact(csip_txn *t)
+{
+    const csip_txn_layer *l = t->layer;
+    if (!l->drop_completed || t->kind != CSIP_TXN_NON_INVITE_SERVER ||
+        (t->flags & (TXF_2543 | TXF_COMPACT)) || !t->req)
+        return;
+    const csip_via *v = t->via;
+    csip_str m = csip_msg_method_name(t->req);
+    size_t n = v->branch.len + v->host.len + v->transport.len + m.len;
+    txn_compact *k = csip__malloc(l->mem, sizeof *k + n);
+    if (!k)
+        return;
+    csip__zero(&k->via, sizeof k->via);
+    k->via.host_type = v->host_type;
+    k->via.has_port = v->has_port;
+    k->via.port = v->port;
+    k->via.has_rport = v->has_rport;
+    k->via.rport_has_value = v->rport_has_value;
+    k->via.rport = v->rport;
+    char *w = k->data;
+#define KEEP(dst, src)                                                                             \
+    do {                                                                                           \
+        memcpy(w, (src).p, (src).len);                                                             \
+        (dst) = (csip_str){w, (src).len};                                                          \
+        w += (src).len;                                                                            \
+    } while (0)
+    KEEP(k->via.branch, v->branch);
+    KEEP(k->via.host, v->host);
+    KEEP(k->via.transport, v->transport);
+    KEEP(k->method, m);
+#undef KEEP
+    t->ack = (char *)k;
+    t->via = &k->via;
+    csip_msg_free(t->req);
+    t->req = NULL;
+    t->flags |= TXF_COMPACT;
 }
 
 /* A client transaction by branch (hash h) and method. The stored hash is
@@ -1150,6 +1194,7 @@ int csip_txn_layer_new(const csip_txn_opts *opts, const csip_txn_callbacks *cb, 
         tm = opts->timers;
         l->max_txns = opts->max_txns;
         l->popts.limits = opts->limits;
+        l->drop_completed = opts->drop_completed_requests;
     }
     l->popts.mem = mem;
     l->t1 = tm.t1_ms ? tm.t1_ms : 500u;
@@ -1443,6 +1488,8 @@ int csip_txn_respond(csip_txn *st, csip_msg *resp, uint64_t now_ms)
     }
     if (server_send(st, buf, len, false) != 0)
         txn_end(st, CSIP_TXN_END_TRANSPORT, now_ms);
+    if (code >= 200)
+        compact(st);
     return 0;
 }
 

@@ -43,6 +43,14 @@ enum { TM_RETRANS = 0, TM_END, TM_AUX, TM__COUNT };
 #define TXF_PROVISIONAL 0x04u /* INVITE server: a provisional response has been sent */
 #define TXF_TO_TAG 0x08u      /* RFC 2543 INVITE server: to_tag holds the final's To tag */
 #define TXF_OUT_RAW 0x10u     /* client: out is the request's own bytes (not allocated) */
+#define TXF_COMPACT 0x20u     /* non-INVITE server: req freed, ack holds a txn_compact */
+
+/* What a completed non-INVITE server transaction keeps of its request. */
+typedef struct txn_compact {
+    csip_via via;    /* branch, host, transport: views into data; port, rport flags */
+    csip_str method; /* view into data */
+    char data[];
+} txn_compact;
 
 /*
  * Laid out to keep the struct small (152 bytes on LP64): pointers and 64-bit
@@ -91,6 +99,7 @@ struct csip_txn_layer {
     void *user_data;
     uint32_t t1, t2, t4, trying;
     uint32_t max_txns;
+    bool drop_completed;
     csip_parse_opts popts;
 
     csip_txn **buckets; /* power-of-two count */
