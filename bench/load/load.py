@@ -903,6 +903,8 @@ def main():
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)  # also when started with SIGINT ignored
+    interrupted = False
     try:
         with open(raw, "w") as rawf:
             rawf.write(json.dumps({"run": stamp, "pinned": PIN, "seconds": args.seconds,
@@ -982,6 +984,7 @@ def main():
                                     if res.get("sipp_first_error") else "")))
     except KeyboardInterrupt:
         log("interrupted")
+        interrupted = True
         return 130
     except HarnessError as e:
         log("error: %s" % e)
@@ -993,6 +996,8 @@ def main():
             shutil.rmtree(tmp, ignore_errors=True)
         if searches:
             table = report(searches, args, started, budget_hit)
+            if interrupted:
+                table += "\nNote: the run was interrupted; these are the steps done until then."
             with open(os.path.join(args.out, "results-%s.txt" % stamp), "w") as f:
                 f.write(table + "\n")
             print(table)
