@@ -388,6 +388,7 @@ class Csipd(Server):
     def __init__(self, binary):
         self.binary = binary
         self.template = None
+        self.tmp = tempfile.gettempdir()
 
     def available(self):
         if not self.binary or not os.access(self.binary, os.X_OK):
@@ -401,6 +402,7 @@ class Csipd(Server):
     def prepare(self, scn, workdir, users_csv):
         """A database with every user of the injection file, copied for each step."""
         self.template = None
+        self.tmp = workdir
         if not scn.users:
             return
         d = os.path.join(workdir, "csipd-template")
@@ -418,7 +420,9 @@ class Csipd(Server):
         self.template = d
 
     def start(self, scn, stepdir, port, rate, seconds):
-        d = os.path.join(stepdir, "db")
+        # in the temporary directory, one step's database at a time (they reach 100s of MB)
+        d = os.path.join(self.tmp, "db-step")
+        shutil.rmtree(d, ignore_errors=True)
         if self.template:
             shutil.copytree(self.template, d)
         else:
