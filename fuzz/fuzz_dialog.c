@@ -36,38 +36,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define T "fuzz_dialog"
 
-/* An allocator that fails one allocation and counts live blocks. */
-typedef struct fmem {
-    long count, fail_at, live;
-} fmem;
-
-static void *fm_malloc(size_t n, void *u)
-{
-    fmem *f = u;
-    if (++f->count == f->fail_at)
-        return NULL;
-    f->live++;
-    return malloc(n);
-}
-
-static void fm_free(void *p, void *u)
-{
-    fmem *f = u;
-    if (p)
-        f->live--;
-    free(p);
-}
-
-static void *fm_realloc(void *p, size_t n, void *u)
-{
-    fmem *f = u;
-    if (++f->count == f->fail_at)
-        return NULL;
-    if (!p)
-        f->live++;
-    return realloc(p, n);
-}
-
 static const char OUR_INVITE[] =
     "INVITE sip:bob@biloxi.example.com SIP/2.0\r\n"
     "Via: SIP/2.0/UDP client.atlanta.example.com:5060;branch=z9hG4bK74bf9\r\n"
@@ -335,14 +303,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    fmem fm = {0, data[0], 0};
-    csip_mem mem = {fm_malloc, fm_free, fm_realloc, &fm};
+    fuzz_failmem fm;
+    const csip_mem *memp = fuzz_failmem_init(&fm, data[0], 0);
     state s;
     memset(&s, 0, sizeof s);
     s.max_dialogs = 8;
     s.max_routes = 8;
     csip_dialog_opts opts = {
-        .mem = &mem, .max_dialogs = 8, .max_forks = 4, .max_routes = 8, .max_bytes = 4096};
+        .mem = memp, .max_dialogs = 8, .max_forks = 4, .max_routes = 8, .max_bytes = 4096};
     if (csip_msg_parse(OUR_INVITE, sizeof OUR_INVITE - 1, NULL, &s.invite, NULL) != 0)
         fuzz_fail(T, "the fixed INVITE does not parse", 0, 0);
     int rc = csip_dialog_table_new(&opts, &s.tab);

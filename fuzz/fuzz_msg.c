@@ -14,14 +14,13 @@
  * Any property that does not hold calls abort(), which libFuzzer reports as a
  * crash.
  */
+#include "csip/msg.h"
+#include "fuzz_util.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "csip/msg.h"
-
-#include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -144,16 +143,25 @@ static void check_auth(const csip_auth *a)
 }
 
 static const csip_hdr_id nameaddr_lists[] = {
-    CSIP_HDR_CONTACT,       CSIP_HDR_ROUTE,
-    CSIP_HDR_RECORD_ROUTE,  CSIP_HDR_PATH,
-    CSIP_HDR_SERVICE_ROUTE, CSIP_HDR_P_ASSERTED_IDENTITY,
+    CSIP_HDR_CONTACT,
+    CSIP_HDR_ROUTE,
+    CSIP_HDR_RECORD_ROUTE,
+    CSIP_HDR_PATH,
+    CSIP_HDR_SERVICE_ROUTE,
+    CSIP_HDR_P_ASSERTED_IDENTITY,
     CSIP_HDR_P_PREFERRED_IDENTITY,
 };
 
 static const csip_hdr_id token_lists[] = {
-    CSIP_HDR_REQUIRE,         CSIP_HDR_SUPPORTED,        CSIP_HDR_PROXY_REQUIRE,
-    CSIP_HDR_UNSUPPORTED,     CSIP_HDR_ALLOW,            CSIP_HDR_ALLOW_EVENTS,
-    CSIP_HDR_ACCEPT_ENCODING, CSIP_HDR_CONTENT_ENCODING, CSIP_HDR_CONTENT_LANGUAGE,
+    CSIP_HDR_REQUIRE,
+    CSIP_HDR_SUPPORTED,
+    CSIP_HDR_PROXY_REQUIRE,
+    CSIP_HDR_UNSUPPORTED,
+    CSIP_HDR_ALLOW,
+    CSIP_HDR_ALLOW_EVENTS,
+    CSIP_HDR_ACCEPT_ENCODING,
+    CSIP_HDR_CONTENT_ENCODING,
+    CSIP_HDR_CONTENT_LANGUAGE,
 };
 
 static const csip_hdr_id auth_headers[] = {
@@ -616,35 +624,6 @@ static void edit(csip_msg *m)
     free(buf);
 }
 
-/* An allocator that fails after a budget of successful allocations. */
-typedef struct failing_alloc {
-    unsigned budget;
-} failing_alloc;
-
-static void *fa_malloc(size_t size, void *ud)
-{
-    failing_alloc *fa = ud;
-    if (fa->budget == 0)
-        return NULL;
-    fa->budget--;
-    return malloc(size);
-}
-
-static void fa_free(void *ptr, void *ud)
-{
-    (void)ud;
-    free(ptr);
-}
-
-static void *fa_realloc(void *ptr, size_t size, void *ud)
-{
-    failing_alloc *fa = ud;
-    if (fa->budget == 0)
-        return NULL;
-    fa->budget--;
-    return realloc(ptr, size);
-}
-
 static unsigned input_hash(const uint8_t *data, size_t size)
 {
     unsigned h = 2166136261u;
@@ -686,11 +665,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     csip_msg_free(m);
 
     /* Out of memory after a few allocations: clean errors, nothing leaked. */
-    failing_alloc fa = {input_hash(data, size) % 12u};
-    csip_mem mem = {fa_malloc, fa_free, fa_realloc, &fa};
+    /* (fails after a budget of 0 to 11 successful allocations, and then always) */
+    fuzz_failmem fa;
+    const csip_mem *memp = fuzz_failmem_init(&fa, (long)(input_hash(data, size) % 12u) + 1, 1);
     csip_parse_opts oom;
     memset(&oom, 0, sizeof(oom));
-    oom.mem = &mem;
+    oom.mem = memp;
     m = NULL;
     memset(&err, 0, sizeof(err));
     (void)csip_msg_parse(data, size, &oom, &m, &err);
@@ -699,7 +679,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_roles(m);
         if (csip_msg_is_request(m)) {
             csip_msg *resp = NULL;
-            (void)csip_response_for(m, 486, NULL, CSIP_STR("t"), &mem, &resp);
+            (void)csip_response_for(m, 486, NULL, CSIP_STR("t"), memp, &resp);
             csip_msg_free(resp);
         }
         int need = csip_msg_print(m, NULL, 0);

@@ -55,38 +55,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAX_KEEP 32
 #define MAX_WAIT 16
 
-/* An allocator that fails one allocation and counts live blocks. */
-typedef struct fmem {
-    long count, fail_at, live;
-} fmem;
-
-static void *fm_malloc(size_t n, void *u)
-{
-    fmem *f = u;
-    if (++f->count == f->fail_at)
-        return NULL;
-    f->live++;
-    return malloc(n);
-}
-
-static void fm_free(void *p, void *u)
-{
-    fmem *f = u;
-    if (p)
-        f->live--;
-    free(p);
-}
-
-static void *fm_realloc(void *p, size_t n, void *u)
-{
-    fmem *f = u;
-    if (++f->count == f->fail_at)
-        return NULL;
-    if (!p)
-        f->live++;
-    return realloc(p, n);
-}
-
 /* A message the proxy sent, or a request a caller sent, kept parsed. */
 typedef struct kept {
     csip_msg *m;
@@ -442,8 +410,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&F, 0, sizeof F);
     F.now = 1000;
     F.trace = getenv("FUZZ_PROXY_TRACE") != NULL;
-    fmem fm = {0, 0, 0};
-    csip_mem mem = {.malloc = fm_malloc, .free = fm_free, .realloc = fm_realloc, .user_data = &fm};
+    fuzz_failmem fm;
+    const csip_mem *memp = fuzz_failmem_init(&fm, 0, 0);
     csip_txn_opts to;
     memset(&to, 0, sizeof to);
     to.max_txns = 256;
@@ -452,7 +420,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     csip_proxy_opts po = {.timer_c_ms = (data[0] & 0x40) ? 4000 : 0,
                           .no_record_route = (data[0] & 0x80) != 0,
-                          .mem = &mem};
+                          .mem = memp};
     csip_proxy_callbacks pcb = {.is_me = h_is_me,
                                 .is_my_domain = h_is_my_domain,
                                 .locate = h_locate,

@@ -359,30 +359,6 @@ static void check_reoffer(const csip_sdp *prev)
     free(buf);
 }
 
-/* An allocator that fails every allocation. */
-static int failing_allocs;
-static void *fail_malloc(size_t n, void *u)
-{
-    (void)n;
-    (void)u;
-    failing_allocs++;
-    return NULL;
-}
-static void fail_free(void *p, void *u)
-{
-    (void)u;
-    if (p)
-        FAIL("free of a block never given", 0, 0);
-}
-static void *fail_realloc(void *p, size_t n, void *u)
-{
-    (void)p;
-    (void)n;
-    (void)u;
-    failing_allocs++;
-    return NULL;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *buf = (const char *)data;
@@ -408,12 +384,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     csip_sdp_free(t);
 
     if (rc == 0) {
-        csip_mem fm = {fail_malloc, fail_free, fail_realloc, NULL};
-        failing_allocs = 0;
+        fuzz_failmem fm; /* every allocation fails */
         csip_sdp *f = NULL;
-        if (csip_sdp_parse(buf, size, &fm, &f, &err) != CSIP_ERR_NOMEM || f != NULL ||
-            failing_allocs != 1)
-            FAIL("failing allocator", failing_allocs, 0);
+        if (csip_sdp_parse(buf, size, fuzz_failmem_init(&fm, 1, 1), &f, &err) != CSIP_ERR_NOMEM ||
+            f != NULL || fm.count != 1 || fm.live != 0)
+            FAIL("failing allocator", fm.count, fm.live);
 
         check_views(s);
         check_print(s);
