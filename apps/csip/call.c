@@ -350,16 +350,26 @@ int call_next_hop(ua_call *c, csip_addr *out)
     return 0;
 }
 
+/* Where a request in the dialog goes (dst) and its Via (in via), and spec
+ * zeroed with that Via. @return 0 or -1. */
+static int dialog_req_begin(ua_call *c, csip_addr *dst, char *via, size_t cap,
+                            csip_dialog_req *spec)
+{
+    if (call_next_hop(c, dst) != 0 ||
+        ua_via_nobranch(c->u, (csip_transport)dst->transport, via, cap) != 0)
+        return -1;
+    memset(spec, 0, sizeof *spec);
+    spec->via = csip_str_c(via);
+    return 0;
+}
+
 int call_ack(ua_call *c, const csip_msg *invite)
 {
     csip_addr dst;
     char via[160];
-    if (call_next_hop(c, &dst) != 0 ||
-        ua_via_nobranch(c->u, (csip_transport)dst.transport, via, sizeof via) != 0)
-        return -1;
     csip_dialog_req spec;
-    memset(&spec, 0, sizeof spec);
-    spec.via = csip_str_c(via);
+    if (dialog_req_begin(c, &dst, via, sizeof via, &spec) != 0)
+        return -1;
     csip_msg *ack;
     int rc = csip_dialog_ack(c->dlg, invite, &spec, &ack);
     const csip_cseq *cs;
@@ -396,13 +406,10 @@ int call_send(ua_call *c, const char *method)
         return -1;
     csip_addr dst;
     char via[160];
-    if (call_next_hop(c, &dst) != 0 ||
-        ua_via_nobranch(c->u, (csip_transport)dst.transport, via, sizeof via) != 0)
-        return -1;
     csip_dialog_req spec;
-    memset(&spec, 0, sizeof spec);
+    if (dialog_req_begin(c, &dst, via, sizeof via, &spec) != 0)
+        return -1;
     spec.method = csip_str_c(method);
-    spec.via = csip_str_c(via);
     char extra[64];
     snprintf(extra, sizeof extra, "User-Agent: csip/%s\r\n", csip_version());
     spec.extra = csip_str_c(extra);

@@ -33,7 +33,6 @@
 #include <string.h>
 
 #define CMD "csip answer"
-#define DEFAULT_EXPIRES 3600u
 #define DEFAULT_RING_MS 1000u
 /* Calls at once; more get 486 Busy Here. */
 #define MAX_CALLS 16
@@ -60,6 +59,7 @@ struct ans_app {
     ua u;
     ua_locate loc;
     ua_reg reg;
+    ua_run run;
     csip_dialog_table *tab;
 
     const char *aor_text, *registrar_text;
@@ -76,10 +76,8 @@ struct ans_app {
     bool stopping;
     uint64_t signalled_at;
     char stop_why[40];
-    uv_timer_t step, locating, stop_guard;
+    uv_timer_t stop_guard;
     uv_signal_t sigint, sigterm;
-    int exit_code;
-    bool done, closing;
 };
 
 static void answer_usage(FILE *f)
@@ -112,38 +110,16 @@ static void answer_usage(FILE *f)
 /* ------------------------------------------------------------------------- */
 /* Teardown */
 
-static void on_step(uv_timer_t *t);
-static void next_target(ans_app *a);
 static void close_call(ans_call *ac);
 
-static void finish(ans_app *a, int code)
+static void teardown(void *user_data)
 {
-    if (a->done)
-        return;
-    a->done = true;
-    a->exit_code = code;
-    uv_timer_start(&a->step, on_step, 0, 0);
-}
-
-static void on_step(uv_timer_t *t)
-{
-    ans_app *a = t->data;
-    if (!a->done) {
-        next_target(a);
-        return;
-    }
-    if (a->closing)
-        return;
-    a->closing = true;
+    ans_app *a = user_data;
     while (a->calls)
         close_call(a->calls);
     csip_dialog_table_free(a->tab);
     a->tab = NULL;
     ua_reg_close(&a->reg);
-    ua_shutdown(&a->u);
-    ua_locate_free(&a->loc);
-    uv_close((uv_handle_t *)&a->step, NULL);
-    uv_close((uv_handle_t *)&a->locating, NULL);
     uv_close((uv_handle_t *)&a->stop_guard, NULL);
     uv_close((uv_handle_t *)&a->sigint, NULL);
     uv_close((uv_handle_t *)&a->sigterm, NULL);
@@ -189,7 +165,7 @@ static void close_call(ans_call *ac)
 /* After a signal, or --calls N: the binding goes once no call is left. */
 static void maybe_stop(ans_app *a)
 {
-    if (a->done || a->n_calls > 0)
+    if (a->run.done || a->n_calls > 0)
         return;
     if (!a->stopping && a->max_calls && a->handled >= a->max_calls) {
         a->stopping = true;
@@ -399,7 +375,7 @@ static void on_response(csip_txn_layer *layer, csip_txn *ct, const csip_msg *res
 {
     (void)layer;
     ans_app *a = user_data;
-    if (a->done)
+    if (a->run.done)
         return;
     if (ua_reg_on_response(&a->reg, ct, resp, status))
         return;
@@ -414,7 +390,7 @@ static void on_request(csip_txn_layer *layer, csip_txn *st, const csip_msg *req,
     (void)layer;
     ans_app *a = user_data;
     ua_print_request_in(&a->u, req, src, call_has_sdp(req) ? "[SDP]" : NULL);
-    if (a->done) {
+    if (a->run.done) {
         if (st)
             (void)ua_respond_code(&a->u, st, 480, NULL);
         return;
@@ -459,16 +435,13 @@ static void reg_done(ua_reg *r, int code)
     ans_app *a = r->user_data;
     if (!a->stopping && code == 0)
         code = CLI_EXIT_REJECT; /* the binding went without being asked to */
-    finish(a, code);
+    ua_run_finish(&a->run, code);
 }
 
 static bool reg_failover(ua_reg *r)
 {
     ans_app *a = r->user_data;
-    if (a->loc.next >= a->loc.n)
-        return false;
-    uv_timer_start(&a->step, on_step, 0, 0);
-    return true;
+    return ua_run_failover(&a->run);
 }
 
 static void reg_registered(ua_reg *r, uint32_t granted)
@@ -487,24 +460,16 @@ static void on_stop_guard(uv_timer_t *t)
 {
     ans_app *a = t->data;
     printf("final: the calls did not end within %u s\n", STOP_GUARD_MS / 1000u);
-    finish(a, CLI_EXIT_REJECT);
+    ua_run_finish(&a->run, CLI_EXIT_REJECT);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
 {
     ans_app *a = h->data;
-    if (a->done)
+    if (!ua_run_signal(&a->run, signum, a->stopping && a->signalled_at, &a->signalled_at,
+                       "ending without unregistering", CLI_EXIT_REJECT))
         return;
-    uint64_t now = uv_hrtime();
-    if (a->stopping && a->signalled_at) {
-        if (now - a->signalled_at < 500u * 1000u * 1000u)
-            return;
-        printf("signal %d again: ending without unregistering\n", signum);
-        finish(a, CLI_EXIT_REJECT);
-        return;
-    }
     a->stopping = true;
-    a->signalled_at = now;
     snprintf(a->stop_why, sizeof a->stop_why, "signal %d", signum);
     if (a->n_calls == 0) {
         maybe_stop(a);
@@ -523,168 +488,77 @@ static void on_signal(uv_signal_t *h, int signum)
     fflush(stdout);
 }
 
-/* ------------------------------------------------------------------------- */
-/* Targets */
-
-static void next_target(ans_app *a)
-{
-    csip_txn_callbacks cb = {NULL, on_request, on_response, NULL, on_terminated};
-    while (a->loc.next < a->loc.n) {
-        const csip_target *t = &a->loc.targets[a->loc.next++];
-        a->reg.txn = NULL;
-        int rc = ua_open(&a->u, t, &cb, a);
-        if (rc == 2) {
-            finish(a, CLI_EXIT_USAGE);
-            return;
-        }
-        if (rc != 0)
-            continue;
-        ua_reg_begin(&a->reg);
-        return;
-    }
-    printf("final: no target of %s could be reached\n", a->target_text);
-    finish(a, CLI_EXIT_REJECT);
-}
-
-static void on_located(void *user_data, int status)
+/* The endpoint is open on the next target: the first REGISTER. */
+static void on_opened(void *user_data)
 {
     ans_app *a = user_data;
-    if (a->done)
-        return;
-    uv_timer_stop(&a->locating);
-    if (status != 0) {
-        printf("final: cannot locate %.*s: %s\n", (int)a->target.host.len, a->target.host.p,
-               csip_strerror(status));
-        finish(a, CLI_EXIT_REJECT);
-        return;
-    }
-    next_target(a);
-}
-
-static void on_locate_deadline(uv_timer_t *t)
-{
-    ans_app *a = t->data;
-    if (a->done)
-        return;
-    printf("final: no final response within %llu ms\n", (unsigned long long)a->opts.timeout_ms);
-    finish(a, CLI_EXIT_REJECT);
+    ua_reg_begin(&a->reg);
 }
 
 /* ------------------------------------------------------------------------- */
 
-static int run(ans_app *a, int argc, char **argv);
+static int run(void *app, int argc, char **argv);
 
 int cmd_answer(int argc, char **argv)
 {
-    ans_app *a = calloc(1, sizeof *a);
-    if (!a)
-        return CLI_EXIT_USAGE;
-    int rc = run(a, argc, argv);
-    free(a);
-    return rc;
+    return ua_main(sizeof(ans_app), run, argc, argv);
 }
 
-static bool is_sip_uri(const char *text, csip_uri *out)
+/* The arguments besides the common ones, --user and --password. */
+static int parse_arg(void *ctx, int argc, char **argv, int *i)
 {
-    return csip_uri_parse(text, strlen(text), 0, out) == 0 &&
-           (out->kind == CSIP_URI_SIP || out->kind == CSIP_URI_SIPS) && out->host.len > 0 &&
-           !strpbrk(text, "<>\"\r\n ");
-}
-
-static int parse_args(ans_app *a, int argc, char **argv)
-{
-    ua_reg *r = &a->reg;
-    for (int i = 1; i < argc; i++) {
-        const char *s = argv[i];
-        bool has_value = i + 1 < argc;
-        int k = ua_opts_parse(&a->opts, CMD, argc, argv, &i);
-        if (k < 0)
-            return CLI_EXIT_USAGE;
-        if (k > 0)
-            continue;
-        uint32_t n;
-        if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
-            answer_usage(stdout);
+    ans_app *a = ctx;
+    const char *s = argv[*i];
+    bool has_value = *i + 1 < argc;
+    int k = ua_reg_parse_arg(&a->reg, CMD, argc, argv, i, &a->registrar_text);
+    if (k != 0)
+        return k;
+    uint32_t n;
+    if (strcmp(s, "--ring") == 0 && has_value) {
+        const char *v = argv[++*i];
+        if (strcmp(v, "0") != 0 && !ua_parse_seconds(v, &a->ring_ms)) {
+            fprintf(stderr, CMD ": --ring needs a number of seconds\n");
             return -1;
-        } else if (strcmp(s, "--user") == 0 && has_value) {
-            r->user = argv[++i];
-        } else if (strcmp(s, "--password") == 0 && has_value) {
-            r->password = argv[++i];
-        } else if (strcmp(s, "--expires") == 0 && has_value) {
-            if (csip_str_to_u32(csip_str_c(argv[++i]), &r->expires) != 0 || r->expires == 0 ||
-                r->expires > 0x7fffffffu) {
-                fprintf(stderr, CMD ": --expires needs a number of seconds, 1 to 2147483647\n");
-                return CLI_EXIT_USAGE;
-            }
-        } else if (strcmp(s, "--registrar") == 0 && has_value) {
-            a->registrar_text = argv[++i];
-        } else if (strcmp(s, "--ring") == 0 && has_value) {
-            const char *v = argv[++i];
-            if (strcmp(v, "0") != 0 && !ua_parse_seconds(v, &a->ring_ms)) {
-                fprintf(stderr, CMD ": --ring needs a number of seconds\n");
-                return CLI_EXIT_USAGE;
-            }
-            if (strcmp(v, "0") == 0)
-                a->ring_ms = 0;
-        } else if (strcmp(s, "--duration") == 0 && has_value) {
-            if (!ua_parse_seconds(argv[++i], &a->duration_ms)) {
-                fprintf(stderr, CMD ": --duration needs a positive number of seconds\n");
-                return CLI_EXIT_USAGE;
-            }
-        } else if (strcmp(s, "--reject") == 0 && has_value) {
-            if (csip_str_to_u32(csip_str_c(argv[++i]), &n) != 0 || n < 400 || n > 699) {
-                fprintf(stderr, CMD ": --reject needs a status code 400-699\n");
-                return CLI_EXIT_USAGE;
-            }
-            a->reject = (int)n;
-        } else if (strcmp(s, "--calls") == 0 && has_value) {
-            if (csip_str_to_u32(csip_str_c(argv[++i]), &n) != 0 || n == 0) {
-                fprintf(stderr, CMD ": --calls needs a positive number\n");
-                return CLI_EXIT_USAGE;
-            }
-            a->max_calls = n;
-        } else if (s[0] == '-' || a->aor_text) {
-            answer_usage(stderr);
-            return CLI_EXIT_USAGE;
-        } else {
-            a->aor_text = s;
         }
+        if (strcmp(v, "0") == 0)
+            a->ring_ms = 0;
+    } else if (strcmp(s, "--duration") == 0 && has_value) {
+        if (!ua_parse_seconds(argv[++*i], &a->duration_ms)) {
+            fprintf(stderr, CMD ": --duration needs a positive number of seconds\n");
+            return -1;
+        }
+    } else if (strcmp(s, "--reject") == 0 && has_value) {
+        if (csip_str_to_u32(csip_str_c(argv[++*i]), &n) != 0 || n < 400 || n > 699) {
+            fprintf(stderr, CMD ": --reject needs a status code 400-699\n");
+            return -1;
+        }
+        a->reject = (int)n;
+    } else if (strcmp(s, "--calls") == 0 && has_value) {
+        if (csip_str_to_u32(csip_str_c(argv[++*i]), &n) != 0 || n == 0) {
+            fprintf(stderr, CMD ": --calls needs a positive number\n");
+            return -1;
+        }
+        a->max_calls = n;
+    } else {
+        return 0;
     }
-    if (!a->aor_text) {
-        answer_usage(stderr);
-        return CLI_EXIT_USAGE;
-    }
-    return 0;
+    return 1;
 }
 
-static int run(ans_app *a, int argc, char **argv)
+static int run(void *app, int argc, char **argv)
 {
+    ans_app *a = app;
+    const char **const pos[] = {&a->aor_text};
     ua_reg *r = &a->reg;
-    ua_opts_init(&a->opts);
-    r->expires = DEFAULT_EXPIRES;
-    r->cmd = CMD;
-    r->u = &a->u;
-    r->done = reg_done;
-    r->failover = reg_failover;
+    ua_reg_setup(r, CMD, &a->u, reg_done, reg_failover, a);
     r->registered = reg_registered;
-    r->user_data = a;
     a->ring_ms = DEFAULT_RING_MS;
-    int rc = parse_args(a, argc, argv);
+    int rc = ua_parse_args(&a->opts, CMD, argc, argv, answer_usage, &r->user, &r->password,
+                           parse_arg, a, pos, 1, false);
     if (rc != 0)
         return rc < 0 ? CLI_EXIT_OK : rc;
-    if (!is_sip_uri(a->aor_text, &r->aor)) {
-        fprintf(stderr, CMD ": '%s' is not a sip: or sips: URI with a host\n", a->aor_text);
-        return CLI_EXIT_USAGE;
-    }
-    if ((rc = ua_reg_init(r)) != 0)
-        return rc;
-    snprintf(a->target_text, sizeof a->target_text, "%s",
-             a->registrar_text ? a->registrar_text : r->ruri);
-    if (!is_sip_uri(a->target_text, &a->target)) {
-        fprintf(stderr, CMD ": --registrar '%s' is not a sip: or sips: URI\n", a->target_text);
-        return CLI_EXIT_USAGE;
-    }
-    rc = ua_locate_init(&a->loc, CMD, &a->target, a->opts.transport);
+    rc = ua_reg_prepare(r, a->aor_text, true, a->registrar_text, a->target_text,
+                        sizeof a->target_text, &a->target, &a->loc, a->opts.transport);
     if (rc != 0)
         return rc;
     if (csip_dialog_table_new(NULL, &a->tab) != 0) {
@@ -696,31 +570,20 @@ static int run(ans_app *a, int argc, char **argv)
     ua_init(&a->u, &a->loop, CMD, &a->opts);
     a->u.show_cseq = a->u.show_method = a->u.many_txns = true;
     ua_reg_attach(r);
-    uv_timer_init(&a->loop, &a->step);
-    uv_timer_init(&a->loop, &a->locating);
+    static const ua_run_ops ops = {
+        on_opened, teardown, {NULL, on_request, on_response, NULL, on_terminated}};
+    ua_run_init(&a->run, &a->u, &a->loc, &ops, a);
+    a->run.located = &a->target;
+    a->run.what = a->target_text;
+    a->run.txn = &r->txn;
+    a->run.locate_timeout = true;
     uv_timer_init(&a->loop, &a->stop_guard);
-    a->step.data = a->locating.data = a->stop_guard.data = a;
+    a->stop_guard.data = a;
     uv_signal_init(&a->loop, &a->sigint);
     uv_signal_init(&a->loop, &a->sigterm);
     a->sigint.data = a->sigterm.data = a;
     uv_signal_start(&a->sigint, on_signal, SIGINT);
     uv_signal_start(&a->sigterm, on_signal, SIGTERM);
-
-    if (a->loc.n > 0) {
-        next_target(a);
-    } else {
-        uv_timer_start(&a->locating, on_locate_deadline, a->opts.timeout_ms, 0);
-        rc = ua_locate_start(&a->loc, &a->loop, on_located, a);
-        if (rc != 0) {
-            printf("final: cannot locate %.*s: %s\n", (int)a->target.host.len, a->target.host.p,
-                   csip_strerror(rc));
-            finish(a, CLI_EXIT_REJECT);
-        }
-    }
-    uv_run(&a->loop, UV_RUN_DEFAULT);
-    uv_run(&a->loop, UV_RUN_DEFAULT); /* close callbacks queued by the last teardown */
-    if (uv_loop_close(&a->loop) != 0)
-        fprintf(stderr, CMD ": handles left open\n");
-    fflush(stdout);
-    return a->exit_code;
+    ua_run_start(&a->run);
+    return ua_run_wait(&a->run);
 }

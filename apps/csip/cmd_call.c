@@ -49,17 +49,14 @@ typedef struct call_app {
     ua u;
     ua_locate loc;
     ua_auth auth;
+    ua_run run;
     csip_dialog_table *tab;
     ua_call call;
     bool call_ready; /* call_init done */
 
-    const char *target_text, *from_text, *proxy_text, *user, *password;
-    csip_uri target, from, next; /* next: the URI located (proxy or target) */
-    char user_buf[256];
+    ua_sender snd;
     uint64_t duration_ms, reinvite_ms, update_ms;
 
-    char call_id[40], from_tag[24];
-    uint32_t cseq;
     csip_txn *inv;    /* the INVITE under way (the last one sent) */
     csip_txn *cancel; /* our CANCEL */
     bool provisional; /* a 1xx came for inv */
@@ -69,13 +66,10 @@ typedef struct call_app {
     bool cancel_sent;
     int fork_marker; /* its address: the user data of BYEs to other forks */
 
-    uv_timer_t noanswer, duration, reinvite, update, step;
+    uv_timer_t noanswer, duration, reinvite, update;
     uv_signal_t sigint, sigterm;
     bool stopping;
     uint64_t signalled_at;
-    int exit_code;
-    bool done;
-    bool closing;
 } call_app;
 
 static void call_usage(FILE *f)
@@ -112,41 +106,18 @@ static void call_usage(FILE *f)
 /* ------------------------------------------------------------------------- */
 /* Teardown */
 
-static void on_step(uv_timer_t *t);
-static void next_target(call_app *a);
-
-/* Ends the run from the loop (never from inside a callback of the layer). */
-static void finish(call_app *a, int code)
+static void teardown(void *user_data)
 {
-    if (a->done)
-        return;
-    a->done = true;
-    a->exit_code = code;
-    uv_timer_start(&a->step, on_step, 0, 0);
-}
-
-static void on_step(uv_timer_t *t)
-{
-    call_app *a = t->data;
-    if (!a->done) {
-        next_target(a);
-        return;
-    }
-    if (a->closing)
-        return;
-    a->closing = true;
+    call_app *a = user_data;
     if (a->call_ready)
         call_close(&a->call); /* before the endpoint: it forgets its transactions */
     csip_dialog_table_free(a->tab);
     a->tab = NULL;
-    ua_shutdown(&a->u);
-    ua_locate_free(&a->loc);
     ua_auth_clear(&a->auth);
     uv_close((uv_handle_t *)&a->noanswer, NULL);
     uv_close((uv_handle_t *)&a->duration, NULL);
     uv_close((uv_handle_t *)&a->reinvite, NULL);
     uv_close((uv_handle_t *)&a->update, NULL);
-    uv_close((uv_handle_t *)&a->step, NULL);
     uv_close((uv_handle_t *)&a->sigint, NULL);
     uv_close((uv_handle_t *)&a->sigterm, NULL);
 }
@@ -157,22 +128,21 @@ static void on_step(uv_timer_t *t)
 /* Sends the INVITE (again, with credentials, after a challenge). @return 0 or -1 (finished). */
 static int send_invite(call_app *a)
 {
-    char via[160], from[700], to[700], contact[440], extra[2 * 4096 + 256], note[200];
-    if (ua_via(&a->u, via, sizeof via) < 0) {
-        finish(a, CLI_EXIT_USAGE);
+    ua_sender_hdrs h;
+    char contact[440], extra[2 * 4096 + 256], note[200];
+    if (ua_sender_headers(&a->snd, &a->u, &h) < 0) {
+        ua_run_finish(&a->run, CLI_EXIT_USAGE);
         return -1;
     }
-    snprintf(from, sizeof from, "<%.*s>;tag=%s", (int)a->from.raw.len, a->from.raw.p, a->from_tag);
-    snprintf(to, sizeof to, "<%.*s>", (int)a->target.raw.len, a->target.raw.p);
     snprintf(contact, sizeof contact, "%s", a->call.contact);
     snprintf(extra, sizeof extra,
              "Allow: INVITE, ACK, CANCEL, BYE, UPDATE, OPTIONS, MESSAGE, INFO\r\n"
              "User-Agent: csip/%s\r\n",
              csip_version());
     note[0] = 0;
-    if (ua_auth_add(&a->auth, CMD, "INVITE", a->target_text, extra, sizeof extra, note,
+    if (ua_auth_add(&a->auth, CMD, "INVITE", a->snd.target_text, extra, sizeof extra, note,
                     sizeof note) != 0) {
-        finish(a, CLI_EXIT_REJECT);
+        ua_run_finish(&a->run, CLI_EXIT_REJECT);
         return -1;
     }
     size_t len = strlen(note);
@@ -181,18 +151,11 @@ static int send_invite(call_app *a)
     if (a->call.my_sdp_text) {
         offer = csip_str_c(a->call.my_sdp_text); /* the same offer again */
     } else if (call_offer(&a->call, &offer) != 0) {
-        finish(a, CLI_EXIT_USAGE);
+        ua_run_finish(&a->run, CLI_EXIT_USAGE);
         return -1;
     }
     csip_request_spec spec;
-    memset(&spec, 0, sizeof spec);
-    spec.method = CSIP_STR("INVITE");
-    spec.ruri = a->target.raw;
-    spec.via = csip_str_c(via);
-    spec.from = csip_str_c(from);
-    spec.to = csip_str_c(to);
-    spec.call_id = csip_str_c(a->call_id);
-    spec.cseq = ++a->cseq; /* RFC 3261 §22.2: the same Call-ID, the next CSeq */
+    ua_sender_spec(&a->snd, &h, CSIP_STR("INVITE"), &spec);
     spec.contact = csip_str_c(contact);
     spec.content_type = CSIP_STR("application/sdp");
     spec.body = offer;
@@ -201,13 +164,13 @@ static int send_invite(call_app *a)
     int rc = csip_request_new(&spec, NULL, &req);
     if (rc != 0) {
         fprintf(stderr, CMD ": cannot build the INVITE: %s\n", csip_strerror(rc));
-        finish(a, CLI_EXIT_USAGE);
+        ua_run_finish(&a->run, CLI_EXIT_USAGE);
         return -1;
     }
     a->provisional = false;
     if (ua_send(&a->u, req, note, NULL, &a->inv) != 0) {
         a->inv = NULL;
-        finish(a, CLI_EXIT_USAGE);
+        ua_run_finish(&a->run, CLI_EXIT_USAGE);
         return -1;
     }
     return 0;
@@ -237,7 +200,7 @@ static void cancel_call(call_app *a, int why)
     uv_timer_stop(&a->noanswer);
     if (!a->inv) {
         printf("final: stopped before the INVITE was sent\n");
-        finish(a, why == 1 ? CALL_EXIT_STOPPED : CLI_EXIT_REJECT);
+        ua_run_finish(&a->run, why == 1 ? CALL_EXIT_STOPPED : CLI_EXIT_REJECT);
         return;
     }
     if (a->provisional) {
@@ -249,13 +212,13 @@ static void cancel_call(call_app *a, int why)
      * B, 32 s); an answer that would come later is not acknowledged, and the
      * callee ends that call itself (§13.3.1.4). */
     printf("final: no response yet: giving up (no CANCEL before a provisional response)\n");
-    finish(a, why == 1 ? CALL_EXIT_STOPPED : CLI_EXIT_REJECT);
+    ua_run_finish(&a->run, why == 1 ? CALL_EXIT_STOPPED : CLI_EXIT_REJECT);
 }
 
 static void on_noanswer(uv_timer_t *t)
 {
     call_app *a = t->data;
-    if (a->done || a->answered)
+    if (a->run.done || a->answered)
         return;
     printf("call: no answer within %llu ms: cancelling\n", (unsigned long long)a->opts.timeout_ms);
     cancel_call(a, 2);
@@ -264,7 +227,7 @@ static void on_noanswer(uv_timer_t *t)
 static void on_duration(uv_timer_t *t)
 {
     call_app *a = t->data;
-    if (a->done)
+    if (a->run.done)
         return;
     printf("call: %llu.%03u s: hanging up\n", (unsigned long long)(a->duration_ms / 1000),
            (unsigned)(a->duration_ms % 1000));
@@ -274,14 +237,14 @@ static void on_duration(uv_timer_t *t)
 static void on_reinvite(uv_timer_t *t)
 {
     call_app *a = t->data;
-    if (!a->done && !a->call.is_ended && !a->call.bye_ct)
+    if (!a->run.done && !a->call.is_ended && !a->call.bye_ct)
         (void)call_send(&a->call, "INVITE");
 }
 
 static void on_update(uv_timer_t *t)
 {
     call_app *a = t->data;
-    if (!a->done && !a->call.is_ended && !a->call.bye_ct)
+    if (!a->run.done && !a->call.is_ended && !a->call.bye_ct)
         (void)call_send(&a->call, "UPDATE");
 }
 
@@ -326,7 +289,7 @@ static void answered(call_app *a, csip_txn *ct, const csip_msg *resp)
     int rc = csip_dialog_uac_new(a->tab, invite, resp, flags, &d);
     if (rc != 0) {
         printf("call: the 2xx makes no dialog: %s\n", csip_strerror(rc));
-        finish(a, CALL_EXIT_ABNORMAL);
+        ua_run_finish(&a->run, CALL_EXIT_ABNORMAL);
         return;
     }
     call_set_dialog(&a->call, d);
@@ -400,22 +363,20 @@ static void invite_response(call_app *a, csip_txn *ct, const csip_msg *resp, int
             (void)send_invite(a);
             return;
         }
-        finish(a, CLI_EXIT_REJECT);
+        ua_run_finish(&a->run, CLI_EXIT_REJECT);
         return;
     }
     /* RFC 3263 §4.3: a timeout, a transport error or a 503 moves on to the
      * next target, while nothing came back. */
     if (((status == 408 && !resp) || status == 503) && !a->cancel_why && !a->provisional &&
-        a->loc.next < a->loc.n) {
-        uv_timer_start(&a->step, on_step, 0, 0);
+        ua_run_failover(&a->run))
         return;
-    }
     csip_str reason = resp ? csip_msg_reason(resp) : csip_str_c(csip_status_reason(status));
     printf("final: %d %.*s%s\n", status, (int)reason.len, reason.p,
            a->cancel_why == 1   ? " (cancelled: stopped)"
            : a->cancel_why == 2 ? " (cancelled: no answer in time)"
                                 : "");
-    finish(a, a->cancel_why == 1 ? CALL_EXIT_STOPPED : CLI_EXIT_REJECT);
+    ua_run_finish(&a->run, a->cancel_why == 1 ? CALL_EXIT_STOPPED : CLI_EXIT_REJECT);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -426,7 +387,7 @@ static void on_response(csip_txn_layer *layer, csip_txn *ct, const csip_msg *res
 {
     (void)layer;
     call_app *a = user_data;
-    if (a->done)
+    if (a->run.done)
         return;
     if (a->call_ready && call_on_response(&a->call, ct, resp, status))
         return;
@@ -445,7 +406,7 @@ static void on_request(csip_txn_layer *layer, csip_txn *st, const csip_msg *req,
     (void)layer;
     call_app *a = user_data;
     ua_print_request_in(&a->u, req, src, call_has_sdp(req) ? "[SDP]" : NULL);
-    if (a->done) {
+    if (a->run.done) {
         if (st)
             (void)ua_respond_code(&a->u, st, 480, NULL);
         return;
@@ -486,20 +447,20 @@ static void on_call_ended(ua_call *c, call_end how)
     switch (how) {
     case CALL_END_PEER_BYE:
         printf("call: ended by the peer (BYE)\n");
-        finish(a, a->cancel_why == 1 ? CALL_EXIT_STOPPED : CLI_EXIT_OK);
+        ua_run_finish(&a->run, a->cancel_why == 1 ? CALL_EXIT_STOPPED : CLI_EXIT_OK);
         break;
     case CALL_END_OUR_BYE:
         if (c->bye_status / 100 == 2) {
             printf("call: ended (our BYE answered %d)\n", c->bye_status);
-            finish(a, a->cancel_why == 1 ? CALL_EXIT_STOPPED : CLI_EXIT_OK);
+            ua_run_finish(&a->run, a->cancel_why == 1 ? CALL_EXIT_STOPPED : CLI_EXIT_OK);
         } else {
             printf("call: ended; our BYE got %d\n", c->bye_status);
-            finish(a, CALL_EXIT_ABNORMAL);
+            ua_run_finish(&a->run, CALL_EXIT_ABNORMAL);
         }
         break;
     case CALL_END_LOST:
         printf("call: ended: the dialog is lost\n");
-        finish(a, CALL_EXIT_ABNORMAL);
+        ua_run_finish(&a->run, CALL_EXIT_ABNORMAL);
         break;
     }
     fflush(stdout);
@@ -508,19 +469,10 @@ static void on_call_ended(ua_call *c, call_end how)
 static void on_signal(uv_signal_t *h, int signum)
 {
     call_app *a = h->data;
-    if (a->done)
+    if (!ua_run_signal(&a->run, signum, a->stopping, &a->signalled_at, "ending at once",
+                       a->answered ? CALL_EXIT_ABNORMAL : CALL_EXIT_STOPPED))
         return;
-    uint64_t now = uv_hrtime();
-    if (a->stopping) {
-        /* the same signal to the process and its group comes twice at once */
-        if (now - a->signalled_at < 500u * 1000u * 1000u)
-            return;
-        printf("signal %d again: ending at once\n", signum);
-        finish(a, a->answered ? CALL_EXIT_ABNORMAL : CALL_EXIT_STOPPED);
-        return;
-    }
     a->stopping = true;
-    a->signalled_at = now;
     if (a->answered) {
         printf("signal %d: hanging up\n", signum);
         call_hangup(&a->call);
@@ -534,82 +486,43 @@ static void on_signal(uv_signal_t *h, int signum)
 /* ------------------------------------------------------------------------- */
 /* Targets */
 
-static void next_target(call_app *a)
-{
-    csip_txn_callbacks cb = {NULL, on_request, on_response, NULL, on_terminated};
-    while (a->loc.next < a->loc.n) {
-        const csip_target *t = &a->loc.targets[a->loc.next++];
-        a->inv = NULL;
-        int rc = ua_open(&a->u, t, &cb, a);
-        if (rc == 2) {
-            finish(a, CLI_EXIT_USAGE);
-            return;
-        }
-        if (rc != 0)
-            continue;
-        ua_call *c = &a->call;
-        if (!a->call_ready) {
-            /* once: on another target the RTP socket stays where it is */
-            c->u = &a->u;
-            c->tab = a->tab;
-            c->auth = &a->auth;
-            snprintf(c->label, sizeof c->label, "call");
-            c->ended = on_call_ended;
-            c->user_data = a;
-            c->sdp_user = "-";
-            a->call_ready = true;
-            if (call_init(c) != 0) {
-                finish(a, CLI_EXIT_USAGE);
-                return;
-            }
-        }
-        const char *user = a->from.user.len ? NULL : "csip";
-        snprintf(c->contact, sizeof c->contact, "<sip:%.*s@%s:%u;transport=%s>",
-                 user ? (int)strlen(user) : (int)a->from.user.len, user ? user : a->from.user.p,
-                 a->u.local_host, (unsigned)a->u.local_port, ua_transport_param(&a->u));
-        ua_auth_clear(&a->auth); /* another server: its own challenges */
-        if (!uv_is_active((uv_handle_t *)&a->noanswer))
-            uv_timer_start(&a->noanswer, on_noanswer, a->opts.timeout_ms, 0);
-        (void)send_invite(a);
-        return;
-    }
-    printf("final: no target of %s could be reached\n",
-           a->proxy_text ? a->proxy_text : a->target_text);
-    finish(a, CLI_EXIT_REJECT);
-}
-
-static void on_located(void *user_data, int status)
+/* The endpoint is open on the next target: the INVITE. */
+static void on_opened(void *user_data)
 {
     call_app *a = user_data;
-    if (a->done)
-        return;
-    if (status != 0) {
-        printf("final: cannot locate %.*s: %s\n", (int)a->next.host.len, a->next.host.p,
-               csip_strerror(status));
-        finish(a, CLI_EXIT_REJECT);
-        return;
+    ua_call *c = &a->call;
+    if (!a->call_ready) {
+        /* once: on another target the RTP socket stays where it is */
+        c->u = &a->u;
+        c->tab = a->tab;
+        c->auth = &a->auth;
+        snprintf(c->label, sizeof c->label, "call");
+        c->ended = on_call_ended;
+        c->user_data = a;
+        c->sdp_user = "-";
+        a->call_ready = true;
+        if (call_init(c) != 0) {
+            ua_run_finish(&a->run, CLI_EXIT_USAGE);
+            return;
+        }
     }
-    next_target(a);
+    const char *user = a->snd.from.user.len ? NULL : "csip";
+    snprintf(c->contact, sizeof c->contact, "<sip:%.*s@%s:%u;transport=%s>",
+             user ? (int)strlen(user) : (int)a->snd.from.user.len, user ? user : a->snd.from.user.p,
+             a->u.local_host, (unsigned)a->u.local_port, ua_transport_param(&a->u));
+    ua_auth_clear(&a->auth); /* another server: its own challenges */
+    if (!uv_is_active((uv_handle_t *)&a->noanswer))
+        uv_timer_start(&a->noanswer, on_noanswer, a->opts.timeout_ms, 0);
+    (void)send_invite(a);
 }
 
 /* ------------------------------------------------------------------------- */
 
-static int run(call_app *a, int argc, char **argv);
+static int run(void *app, int argc, char **argv);
 
 int cmd_call(int argc, char **argv)
 {
-    call_app *a = calloc(1, sizeof *a);
-    if (!a)
-        return CLI_EXIT_USAGE;
-    int rc = run(a, argc, argv);
-    free(a);
-    return rc;
-}
-
-static bool is_sip_uri(const char *text, csip_uri *out)
-{
-    return csip_uri_parse(text, strlen(text), 0, out) == 0 &&
-           (out->kind == CSIP_URI_SIP || out->kind == CSIP_URI_SIPS) && out->host.len > 0;
+    return ua_main(sizeof(call_app), run, argc, argv);
 }
 
 static bool seconds_opt(const char *name, const char *v, uint64_t *ms)
@@ -620,99 +533,64 @@ static bool seconds_opt(const char *name, const char *v, uint64_t *ms)
     return false;
 }
 
-static int parse_args(call_app *a, int argc, char **argv)
+/* The arguments besides the common ones, --user and --password. */
+static int parse_arg(void *ctx, int argc, char **argv, int *i)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *s = argv[i];
-        bool has_value = i + 1 < argc;
-        int k = ua_opts_parse(&a->opts, CMD, argc, argv, &i);
-        if (k < 0)
-            return CLI_EXIT_USAGE;
-        if (k > 0)
-            continue;
-        if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
-            call_usage(stdout);
+    call_app *a = ctx;
+    const char *s = argv[*i];
+    bool has_value = *i + 1 < argc;
+    if (ua_sender_parse_arg(&a->snd, argc, argv, i))
+        return 1;
+    if (strcmp(s, "--duration") == 0 && has_value) {
+        if (!seconds_opt(s, argv[++*i], &a->duration_ms))
             return -1;
-        } else if (strcmp(s, "--from") == 0 && has_value) {
-            a->from_text = argv[++i];
-        } else if (strcmp(s, "--user") == 0 && has_value) {
-            a->user = argv[++i];
-        } else if (strcmp(s, "--password") == 0 && has_value) {
-            a->password = argv[++i];
-        } else if (strcmp(s, "--proxy") == 0 && has_value) {
-            a->proxy_text = argv[++i];
-        } else if (strcmp(s, "--duration") == 0 && has_value) {
-            if (!seconds_opt(s, argv[++i], &a->duration_ms))
-                return CLI_EXIT_USAGE;
-        } else if (strcmp(s, "--reinvite") == 0 && has_value) {
-            if (!seconds_opt(s, argv[++i], &a->reinvite_ms))
-                return CLI_EXIT_USAGE;
-        } else if (strcmp(s, "--update") == 0 && has_value) {
-            if (!seconds_opt(s, argv[++i], &a->update_ms))
-                return CLI_EXIT_USAGE;
-        } else if (s[0] == '-' || a->target_text) {
-            call_usage(stderr);
-            return CLI_EXIT_USAGE;
-        } else {
-            a->target_text = s;
-        }
+    } else if (strcmp(s, "--reinvite") == 0 && has_value) {
+        if (!seconds_opt(s, argv[++*i], &a->reinvite_ms))
+            return -1;
+    } else if (strcmp(s, "--update") == 0 && has_value) {
+        if (!seconds_opt(s, argv[++*i], &a->update_ms))
+            return -1;
+    } else {
+        return 0;
     }
-    if (!a->target_text) {
-        call_usage(stderr);
-        return CLI_EXIT_USAGE;
-    }
-    return 0;
+    return 1;
 }
 
-static int run(call_app *a, int argc, char **argv)
+static int run(void *app, int argc, char **argv)
 {
-    ua_opts_init(&a->opts);
-    int rc = parse_args(a, argc, argv);
+    call_app *a = app;
+    const char **const pos[] = {&a->snd.target_text};
+    int rc = ua_parse_args(&a->opts, CMD, argc, argv, call_usage, &a->snd.user, &a->snd.password,
+                           parse_arg, a, pos, 1, false);
     if (rc != 0)
         return rc < 0 ? CLI_EXIT_OK : rc;
-    if (!is_sip_uri(a->target_text, &a->target)) {
-        fprintf(stderr, CMD ": '%s' is not a sip: or sips: URI with a host\n", a->target_text);
+    if (!ua_is_sip_uri(a->snd.target_text, &a->snd.target, false)) {
+        fprintf(stderr, CMD ": '%s' is not a sip: or sips: URI with a host\n", a->snd.target_text);
         return CLI_EXIT_USAGE;
     }
-    if (strpbrk(a->target_text, "<>\"\r\n ")) {
-        fprintf(stderr, CMD ": '%s' cannot be written in a header\n", a->target_text);
+    if (strpbrk(a->snd.target_text, "<>\"\r\n ")) {
+        fprintf(stderr, CMD ": '%s' cannot be written in a header\n", a->snd.target_text);
         return CLI_EXIT_USAGE;
     }
-    if (!a->from_text)
-        a->from_text = DEFAULT_FROM;
-    if (!is_sip_uri(a->from_text, &a->from) || strpbrk(a->from_text, "<>\"\r\n ")) {
-        fprintf(stderr, CMD ": --from '%s' is not a sip: or sips: URI with a host\n", a->from_text);
-        return CLI_EXIT_USAGE;
-    }
-    if (!a->user && a->from.user.len) {
-        int n = csip_unescape(a->from.user, a->user_buf, sizeof a->user_buf - 1);
-        if (n < 0 || memchr(a->user_buf, 0, (size_t)n)) {
-            fprintf(stderr, CMD ": the From user part is too long or holds %%00; give --user\n");
-            return CLI_EXIT_USAGE;
-        }
-        a->user_buf[n] = 0;
-        a->user = a->user_buf;
-    }
-    const char *where = a->proxy_text ? a->proxy_text : a->target_text;
-    if (!is_sip_uri(where, &a->next)) {
-        fprintf(stderr, CMD ": --proxy '%s' is not a sip: or sips: URI\n", where);
-        return CLI_EXIT_USAGE;
-    }
-    rc = ua_locate_init(&a->loc, CMD, &a->next, a->opts.transport);
+    rc = ua_sender_prepare(&a->snd, CMD, DEFAULT_FROM, false, &a->loc, a->opts.transport);
     if (rc != 0)
         return rc;
     if (csip_dialog_table_new(NULL, &a->tab) != 0) {
         fprintf(stderr, CMD ": out of memory\n");
         return CLI_EXIT_USAGE;
     }
-    ua_auth_init(&a->auth, a->user, a->password, "the server");
-    ua_random_token(a->call_id, 24);
-    ua_random_token(a->from_tag, 12);
+    ua_auth_init(&a->auth, a->snd.user, a->snd.password, "the server");
 
     uv_loop_init(&a->loop);
     ua_init(&a->u, &a->loop, CMD, &a->opts);
     a->u.show_cseq = a->u.show_method = a->u.many_txns = true;
-    uv_timer_t *timers[] = {&a->noanswer, &a->duration, &a->reinvite, &a->update, &a->step};
+    static const ua_run_ops ops = {
+        on_opened, teardown, {NULL, on_request, on_response, NULL, on_terminated}};
+    ua_run_init(&a->run, &a->u, &a->loc, &ops, a);
+    a->run.located = &a->snd.next;
+    a->run.what = a->snd.where;
+    a->run.txn = &a->inv;
+    uv_timer_t *timers[] = {&a->noanswer, &a->duration, &a->reinvite, &a->update};
     for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++) {
         uv_timer_init(&a->loop, timers[i]);
         timers[i]->data = a;
@@ -722,22 +600,8 @@ static int run(call_app *a, int argc, char **argv)
     a->sigint.data = a->sigterm.data = a;
     uv_signal_start(&a->sigint, on_signal, SIGINT);
     uv_signal_start(&a->sigterm, on_signal, SIGTERM);
-
-    if (a->loc.n > 0) {
-        next_target(a);
-    } else {
+    if (a->loc.n == 0)
         uv_timer_start(&a->noanswer, on_noanswer, a->opts.timeout_ms, 0);
-        rc = ua_locate_start(&a->loc, &a->loop, on_located, a);
-        if (rc != 0) {
-            printf("final: cannot locate %.*s: %s\n", (int)a->next.host.len, a->next.host.p,
-                   csip_strerror(rc));
-            finish(a, CLI_EXIT_REJECT);
-        }
-    }
-    uv_run(&a->loop, UV_RUN_DEFAULT);
-    uv_run(&a->loop, UV_RUN_DEFAULT); /* close callbacks queued by the last teardown */
-    if (uv_loop_close(&a->loop) != 0)
-        fprintf(stderr, CMD ": handles left open\n");
-    fflush(stdout);
-    return a->exit_code;
+    ua_run_start(&a->run);
+    return ua_run_wait(&a->run);
 }

@@ -341,3 +341,51 @@ void ua_reg_stop(ua_reg *r, const char *why)
         finish(r, CLI_EXIT_REJECT);
     }
 }
+
+void ua_reg_setup(ua_reg *r, const char *cmd, ua *u, void (*done)(ua_reg *r, int code),
+                  bool (*failover)(ua_reg *r), void *user_data)
+{
+    r->expires = UA_REG_DEFAULT_EXPIRES;
+    r->cmd = cmd;
+    r->u = u;
+    r->done = done;
+    r->failover = failover;
+    r->user_data = user_data;
+}
+
+int ua_reg_parse_arg(ua_reg *r, const char *cmd, int argc, char **argv, int *i,
+                     const char **registrar)
+{
+    const char *s = argv[*i];
+    bool has_value = *i + 1 < argc;
+    if (strcmp(s, "--expires") == 0 && has_value) {
+        if (csip_str_to_u32(csip_str_c(argv[++*i]), &r->expires) != 0 || r->expires == 0 ||
+            r->expires > 0x7fffffffu) {
+            fprintf(stderr, "%s: --expires needs a number of seconds, 1 to 2147483647\n", cmd);
+            return -1;
+        }
+    } else if (strcmp(s, "--registrar") == 0 && has_value) {
+        *registrar = argv[++*i];
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+int ua_reg_prepare(ua_reg *r, const char *aor_text, bool header_safe, const char *registrar_text,
+                   char *target_text, size_t cap, csip_uri *target, ua_locate *loc, int transport)
+{
+    if (!ua_is_sip_uri(aor_text, &r->aor, header_safe)) {
+        fprintf(stderr, "%s: '%s' is not a sip: or sips: URI with a host\n", r->cmd, aor_text);
+        return CLI_EXIT_USAGE;
+    }
+    int rc = ua_reg_init(r);
+    if (rc != 0)
+        return rc;
+    snprintf(target_text, cap, "%s", registrar_text ? registrar_text : r->ruri);
+    if (!ua_is_sip_uri(target_text, target, header_safe)) {
+        fprintf(stderr, "%s: --registrar '%s' is not a sip: or sips: URI\n", r->cmd, target_text);
+        return CLI_EXIT_USAGE;
+    }
+    return ua_locate_init(loc, r->cmd, target, transport);
+}

@@ -15,6 +15,9 @@
 
 #include "ua.h"
 
+/* The expiry asked for without --expires, seconds. */
+#define UA_REG_DEFAULT_EXPIRES 3600u
+
 typedef struct ua_reg ua_reg;
 
 struct ua_reg {
@@ -61,6 +64,26 @@ struct ua_reg {
  * @return 0, or CLI_EXIT_USAGE with the message on stderr.
  */
 int ua_reg_init(ua_reg *r);
+
+/* Sets r's inputs for cmd on u, with the default expiry and the callbacks. */
+void ua_reg_setup(ua_reg *r, const char *cmd, ua *u, void (*done)(ua_reg *r, int code),
+                  bool (*failover)(ua_reg *r), void *user_data);
+
+/*
+ * Reads --expires N into r or --registrar URI into *registrar at argv[*i], as
+ * the more() of ua_parse_args(): 1 taken, 0 neither, -1 a bad value.
+ */
+int ua_reg_parse_arg(ua_reg *r, const char *cmd, int argc, char **argv, int *i,
+                     const char **registrar);
+
+/*
+ * Checks aor_text (header_safe: see ua_is_sip_uri()) into r->aor, runs
+ * ua_reg_init(), then takes the registrar (registrar_text, else the AOR's
+ * domain) into target_text and target and prepares its location in loc.
+ * @return 0, or CLI_EXIT_USAGE with the message on stderr.
+ */
+int ua_reg_prepare(ua_reg *r, const char *aor_text, bool header_safe, const char *registrar_text,
+                   char *target_text, size_t cap, csip_uri *target, ua_locate *loc, int transport);
 
 /* Sets the timers up on the ua's loop (ua_reg_close() closes them). */
 void ua_reg_attach(ua_reg *r);

@@ -46,6 +46,129 @@ int ua_opts_parse(ua_opts *o, const char *cmd, int argc, char **argv, int *i)
     return 1;
 }
 
+int ua_parse_args(ua_opts *o, const char *cmd, int argc, char **argv, void (*usage)(FILE *f),
+                  const char **user, const char **password,
+                  int (*more)(void *ctx, int argc, char **argv, int *i), void *ctx,
+                  const char **const *pos, size_t npos, bool dash)
+{
+    ua_opts_init(o);
+    size_t given = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        bool has_value = i + 1 < argc;
+        int k = ua_opts_parse(o, cmd, argc, argv, &i);
+        if (k < 0)
+            return CLI_EXIT_USAGE;
+        if (k > 0)
+            continue;
+        if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
+            usage(stdout);
+            return -1;
+        } else if (user && strcmp(s, "--user") == 0 && has_value) {
+            *user = argv[++i];
+        } else if (password && strcmp(s, "--password") == 0 && has_value) {
+            *password = argv[++i];
+        } else if ((k = more(ctx, argc, argv, &i)) < 0) {
+            return CLI_EXIT_USAGE;
+        } else if (k == 0) {
+            if ((s[0] == '-' && (s[1] != '\0' || !dash)) || given == npos) {
+                usage(stderr);
+                return CLI_EXIT_USAGE;
+            }
+            *pos[given++] = s;
+        }
+    }
+    if (given < npos) {
+        usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    return 0;
+}
+
+int ua_main(size_t size, int (*run)(void *app, int argc, char **argv), int argc, char **argv)
+{
+    void *app = calloc(1, size);
+    if (!app)
+        return CLI_EXIT_USAGE;
+    int rc = run(app, argc, argv);
+    free(app);
+    return rc;
+}
+
+bool ua_is_sip_uri(const char *text, csip_uri *out, bool header_safe)
+{
+    return csip_uri_parse(text, strlen(text), 0, out) == 0 &&
+           (out->kind == CSIP_URI_SIP || out->kind == CSIP_URI_SIPS) && out->host.len > 0 &&
+           !(header_safe && strpbrk(text, "<>\"\r\n "));
+}
+
+int ua_sender_parse_arg(ua_sender *s, int argc, char **argv, int *i)
+{
+    const char *a = argv[*i];
+    bool has_value = *i + 1 < argc;
+    if (strcmp(a, "--from") == 0 && has_value)
+        s->from_text = argv[++*i];
+    else if (strcmp(a, "--proxy") == 0 && has_value)
+        s->proxy_text = argv[++*i];
+    else
+        return 0;
+    return 1;
+}
+
+int ua_sender_prepare(ua_sender *s, const char *cmd, const char *default_from, bool header_safe,
+                      ua_locate *loc, int transport)
+{
+    if (!s->from_text)
+        s->from_text = default_from;
+    if (!ua_is_sip_uri(s->from_text, &s->from, true)) {
+        fprintf(stderr, "%s: --from '%s' is not a sip: or sips: URI with a host\n", cmd,
+                s->from_text);
+        return CLI_EXIT_USAGE;
+    }
+    if (!s->user && s->from.user.len) {
+        int n = csip_unescape(s->from.user, s->user_buf, sizeof s->user_buf - 1);
+        if (n < 0 || memchr(s->user_buf, 0, (size_t)n)) {
+            fprintf(stderr, "%s: the From user part is too long or holds %%00; give --user\n", cmd);
+            return CLI_EXIT_USAGE;
+        }
+        s->user_buf[n] = 0;
+        s->user = s->user_buf;
+    }
+    s->where = s->proxy_text ? s->proxy_text : s->target_text;
+    if (!ua_is_sip_uri(s->where, &s->next, header_safe)) {
+        fprintf(stderr, "%s: --proxy '%s' is not a sip: or sips: URI\n", cmd, s->where);
+        return CLI_EXIT_USAGE;
+    }
+    int rc = ua_locate_init(loc, cmd, &s->next, transport);
+    if (rc != 0)
+        return rc;
+    ua_random_token(s->call_id, 24);
+    ua_random_token(s->from_tag, 12);
+    return 0;
+}
+
+int ua_sender_headers(const ua_sender *s, const ua *u, ua_sender_hdrs *h)
+{
+    if (ua_via(u, h->via, sizeof h->via) < 0)
+        return -1;
+    snprintf(h->from, sizeof h->from, "<%.*s>;tag=%s", (int)s->from.raw.len, s->from.raw.p,
+             s->from_tag);
+    snprintf(h->to, sizeof h->to, "<%.*s>", (int)s->target.raw.len, s->target.raw.p);
+    return 0;
+}
+
+void ua_sender_spec(ua_sender *s, const ua_sender_hdrs *h, csip_str method, csip_request_spec *spec)
+{
+    memset(spec, 0, sizeof *spec);
+    spec->method = method;
+    spec->ruri = s->target.raw;
+    spec->via = csip_str_c(h->via);
+    spec->from = csip_str_c(h->from);
+    spec->to = csip_str_c(h->to);
+    spec->call_id = csip_str_c(s->call_id);
+    spec->cseq = ++s->cseq;
+}
+
 bool ua_parse_seconds(const char *s, uint64_t *ms)
 {
     uint64_t whole = 0, frac = 0, scale = 1000;
@@ -533,15 +656,24 @@ static void print_out_raw(const ua *u, const csip_msg *m)
     free(b);
 }
 
+/* "--> METHOD URI (UDP 192.0.2.1:5060) Call-ID … note" for a request sent to
+ * or received from a (dir "-->" or "<--"). */
+static void print_request_line(const ua *u, const char *dir, const csip_msg *m, const csip_addr *a,
+                               const char *note)
+{
+    char peer[80], ids[80];
+    ua_addr_text(a, peer, sizeof peer);
+    ids_text(u, m, ids, sizeof ids);
+    csip_str method = csip_msg_method_name(m), ruri = csip_msg_ruri_raw(m);
+    printf("%s %.*s %.*s (%s)%s%s%s\n", dir, (int)method.len, method.p, (int)ruri.len, ruri.p, peer,
+           ids, note ? " " : "", note ? note : "");
+}
+
 int ua_send_stateless(ua *u, const csip_msg *msg, const csip_addr *dst, const char *note)
 {
     ua_sync(u);
-    char peer[80], ids[80];
-    ua_addr_text(dst, peer, sizeof peer);
-    ids_text(u, msg, ids, sizeof ids);
-    csip_str method = csip_msg_method_name(msg), ruri = csip_msg_ruri_raw(msg);
-    printf("--> %.*s %.*s (%s)%s%s%s\n", (int)method.len, method.p, (int)ruri.len, ruri.p, peer,
-           ids, note ? " " : "", note ? note : "");
+    print_request_line(u, "-->", msg, dst, note);
+    csip_str method = csip_msg_method_name(msg);
     print_out_raw(u, msg);
     fflush(stdout);
     int rc =
@@ -568,12 +700,7 @@ void ua_print_request_in(ua *u, const csip_msg *req, const csip_addr *src, const
 {
     u->seen_received++;
     ua_sync(u);
-    char peer[80], ids[80];
-    ua_addr_text(src, peer, sizeof peer);
-    ids_text(u, req, ids, sizeof ids);
-    csip_str method = csip_msg_method_name(req), ruri = csip_msg_ruri_raw(req);
-    printf("<-- %.*s %.*s (%s)%s%s%s\n", (int)method.len, method.p, (int)ruri.len, ruri.p, peer,
-           ids, note ? " " : "", note ? note : "");
+    print_request_line(u, "<--", req, src, note);
     if (u->opts->verbose) {
         csip_str raw = csip_msg_raw(req);
         ua_print_raw(raw.p, raw.len);
@@ -746,4 +873,144 @@ bool ua_auth_take(ua_auth *a, const csip_msg *resp, int status)
     s->ch = kept;
     s->nc = nc;
     return true;
+}
+
+/* ------------------------------------------------------------------------- */
+/* A command's run over the targets of one URI */
+
+static void run_on_step(uv_timer_t *t);
+
+void ua_run_init(ua_run *r, ua *u, ua_locate *loc, const ua_run_ops *ops, void *user_data)
+{
+    r->u = u;
+    r->loc = loc;
+    r->ops = ops;
+    r->user_data = user_data;
+    uv_timer_init(r->u->loop, &r->step);
+    uv_timer_init(r->u->loop, &r->locating);
+    r->step.data = r->locating.data = r;
+}
+
+void ua_run_finish(ua_run *r, int code)
+{
+    if (r->done)
+        return;
+    r->done = true;
+    r->exit_code = code;
+    uv_timer_start(&r->step, run_on_step, 0, 0);
+}
+
+bool ua_run_failover(ua_run *r)
+{
+    if (r->loc->next >= r->loc->n)
+        return false;
+    uv_timer_start(&r->step, run_on_step, 0, 0);
+    return true;
+}
+
+/* Opens the endpoint for the next target that works and calls opened(). */
+static void run_next_target(ua_run *r)
+{
+    while (r->loc->next < r->loc->n) {
+        const csip_target *t = &r->loc->targets[r->loc->next++];
+        if (r->txn)
+            *r->txn = NULL;
+        int rc = ua_open(r->u, t, &r->ops->cb, r->user_data);
+        if (rc == 2) {
+            ua_run_finish(r, CLI_EXIT_USAGE);
+            return;
+        }
+        if (rc != 0)
+            continue;
+        r->ops->opened(r->user_data);
+        return;
+    }
+    printf("final: no target of %s could be reached\n", r->what);
+    ua_run_finish(r, CLI_EXIT_REJECT);
+}
+
+static void run_on_step(uv_timer_t *t)
+{
+    ua_run *r = t->data;
+    if (!r->done) {
+        run_next_target(r);
+        return;
+    }
+    if (r->closing)
+        return;
+    r->closing = true;
+    r->ops->teardown(r->user_data);
+    ua_shutdown(r->u);
+    ua_locate_free(r->loc);
+    uv_close((uv_handle_t *)&r->step, NULL);
+    uv_close((uv_handle_t *)&r->locating, NULL);
+}
+
+static void run_locate_failed(ua_run *r, int status)
+{
+    printf("final: cannot locate %.*s: %s\n", (int)r->located->host.len, r->located->host.p,
+           csip_strerror(status));
+    ua_run_finish(r, CLI_EXIT_REJECT);
+}
+
+static void run_on_located(void *user_data, int status)
+{
+    ua_run *r = user_data;
+    if (r->done)
+        return;
+    uv_timer_stop(&r->locating);
+    if (status != 0) {
+        run_locate_failed(r, status);
+        return;
+    }
+    run_next_target(r);
+}
+
+static void run_on_locate_deadline(uv_timer_t *t)
+{
+    ua_run *r = t->data;
+    if (r->done)
+        return;
+    printf("final: no final response within %llu ms\n", (unsigned long long)r->u->opts->timeout_ms);
+    ua_run_finish(r, CLI_EXIT_REJECT);
+}
+
+void ua_run_start(ua_run *r)
+{
+    if (r->loc->n > 0) {
+        run_next_target(r);
+        return;
+    }
+    if (r->locate_timeout)
+        uv_timer_start(&r->locating, run_on_locate_deadline, r->u->opts->timeout_ms, 0);
+    int rc = ua_locate_start(r->loc, r->u->loop, run_on_located, r);
+    if (rc != 0)
+        run_locate_failed(r, rc);
+}
+
+bool ua_run_signal(ua_run *r, int signum, bool again, uint64_t *at, const char *note,
+                   int again_code)
+{
+    if (r->done)
+        return false;
+    uint64_t now = uv_hrtime();
+    if (!again) {
+        *at = now;
+        return true;
+    }
+    if (now - *at >= 500u * 1000u * 1000u) {
+        printf("signal %d again: %s\n", signum, note);
+        ua_run_finish(r, again_code);
+    }
+    return false;
+}
+
+int ua_run_wait(ua_run *r)
+{
+    uv_run(r->u->loop, UV_RUN_DEFAULT);
+    uv_run(r->u->loop, UV_RUN_DEFAULT); /* close callbacks queued by the last teardown */
+    if (uv_loop_close(r->u->loop) != 0)
+        fprintf(stderr, "%s: handles left open\n", r->u->cmd);
+    fflush(stdout);
+    return r->exit_code;
 }

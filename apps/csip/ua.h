@@ -22,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define UA_MAX_TARGETS 16
 #define UA_DEFAULT_TIMEOUT_MS 32000u
@@ -44,6 +45,30 @@ void ua_opts_init(ua_opts *o);
  *         value (the message, prefixed with cmd, is on stderr).
  */
 int ua_opts_parse(ua_opts *o, const char *cmd, int argc, char **argv, int *i);
+
+/*
+ * Parses a command's arguments argv[1..] into o (after ua_opts_init()): the
+ * common options, -h/--help (usage(stdout), returns -1), --user and
+ * --password into *user and *password (when those are not NULL), the rest
+ * through more(ctx, argc, argv, &i): it returns 1 for an argument it took
+ * (advancing i past its value), 0 for one it does not know, -1 for a bad value
+ * (its message on stderr). An argument more() does not know is the next of the
+ * npos positional ones (*pos[0], *pos[1] …) unless it starts with '-' (a lone
+ * "-" is one when dash is true); anything else is a usage error
+ * (usage(stderr)), and so is a positional argument missing at the end.
+ * @return 0, -1 after --help, or CLI_EXIT_USAGE.
+ */
+int ua_parse_args(ua_opts *o, const char *cmd, int argc, char **argv, void (*usage)(FILE *f),
+                  const char **user, const char **password,
+                  int (*more)(void *ctx, int argc, char **argv, int *i), void *ctx,
+                  const char **const *pos, size_t npos, bool dash);
+
+/* A command's entry: runs run(app, argc, argv) on a zeroed app of size bytes. */
+int ua_main(size_t size, int (*run)(void *app, int argc, char **argv), int argc, char **argv);
+
+/* Parses text as a sip: or sips: URI with a host into out; with header_safe,
+ * also refuses text that cannot be written inside <> in a header. */
+bool ua_is_sip_uri(const char *text, csip_uri *out, bool header_safe);
 
 /* "0.5", "3", "10.25" seconds (below 100000) to milliseconds; false when
  * malformed or zero. */
@@ -157,6 +182,104 @@ void ua_sync(ua *u);
  * 200 to OPTIONS, 481 to CANCEL (it matches nothing of ours), 480 to the rest
  * (nothing to an ACK, st NULL). */
 void ua_answer_request(ua *u, csip_txn *st, const csip_msg *req, const csip_addr *src);
+
+/* ------------------------------------------------------------------------- */
+/* The sender of a request to a TARGET (call, message) */
+
+/* Who sends and through where (call, message): TARGET, --from, --proxy, --user, --password. */
+typedef struct ua_sender {
+    const char *target_text, *from_text, *proxy_text, *user, *password;
+    const char *where; /* the URI located: --proxy, else TARGET */
+    csip_uri target, from, next;
+    char user_buf[256];
+    char call_id[40], from_tag[24]; /* random, set by ua_sender_prepare() */
+    uint32_t cseq;                  /* of the last request */
+} ua_sender;
+
+/* The headers of a new request from the sender: Via (fresh branch), From, To. */
+typedef struct ua_sender_hdrs {
+    char via[160], from[700], to[700];
+} ua_sender_hdrs;
+
+/* Reads --from or --proxy at argv[*i], as a more() of ua_parse_args(): 1
+ * taken, 0 neither. */
+int ua_sender_parse_arg(ua_sender *s, int argc, char **argv, int *i);
+
+/*
+ * After TARGET is checked: --from (default_from when not given) into s->from,
+ * the default user (From's user part), and where requests go (--proxy, else
+ * TARGET; header_safe: see ua_is_sip_uri()) into s->next and its location
+ * prepared in loc. @return 0, or CLI_EXIT_USAGE with the message on stderr.
+ */
+int ua_sender_prepare(ua_sender *s, const char *cmd, const char *default_from, bool header_safe,
+                      ua_locate *loc, int transport);
+
+/* Writes the headers of a new request to TARGET through u. @return 0 or -1. */
+int ua_sender_headers(const ua_sender *s, const ua *u, ua_sender_hdrs *h);
+
+/* Starts spec (zeroed) for method to TARGET: Request-URI, h, the Call-ID and
+ * the next CSeq (RFC 3261 §22.2: the same Call-ID, the next CSeq). */
+void ua_sender_spec(ua_sender *s, const ua_sender_hdrs *h, csip_str method,
+                    csip_request_spec *spec);
+
+/* ------------------------------------------------------------------------- */
+/* A command's run over the targets of one URI (register, answer, call, message) */
+
+/*
+ * Locates the URI (when it is not an IP literal), opens the endpoint on the
+ * next target that works and calls opened(); ends the run from the loop with
+ * ua_run_finish(), which closes the command's handles (teardown()), the
+ * endpoint, the location and the run's own timers.
+ */
+/* What a command does at each step of its run. */
+typedef struct ua_run_ops {
+    void (*opened)(void *user_data);   /* the endpoint is open on the next target: send */
+    void (*teardown)(void *user_data); /* closes the command's handles (first of all) */
+    csip_txn_callbacks cb;             /* the endpoint's, with user_data */
+} ua_run_ops;
+
+typedef struct ua_run {
+    ua *u;
+    ua_locate *loc;
+    const ua_run_ops *ops;
+    void *user_data;
+    /* Set by the command after ua_run_init(). */
+    const csip_uri *located; /* the URI located: its host names a failure to locate it */
+    const char *what;        /* its text: "final: no target of WHAT could be reached" */
+    csip_txn **txn; /* the command's transaction, forgotten before each endpoint opens (NULL) */
+    bool locate_timeout; /* "final: no final response" after --timeout while locating */
+
+    uv_timer_t step;     /* next target, or the teardown, outside the layer's callbacks */
+    uv_timer_t locating; /* with locate_timeout */
+    bool done, closing;
+    int exit_code;
+} ua_run;
+
+/* Sets the run up and its timers on u's loop. */
+void ua_run_init(ua_run *r, ua *u, ua_locate *loc, const ua_run_ops *ops, void *user_data);
+
+/* The first target: at once for an IP literal, else after RFC 3263 location. */
+void ua_run_start(ua_run *r);
+
+/* Ends the run with exit status code, from the loop (not inside a callback of the layer). */
+void ua_run_finish(ua_run *r, int code);
+
+/* A 408/503 before anything came back: moves on to the next target from the
+ * loop and returns true, or returns false when none is left. */
+bool ua_run_failover(ua_run *r);
+
+/*
+ * A signal (again: one came before): false to ignore it, when the run is over
+ * or it is the first one again within 0.5 s (a wrapper such as timeout(1)
+ * sends it to the process and to its group); a second one from the user,
+ * later, prints "signal N again: <note>", ends the run with again_code and
+ * returns false. @return true for the first one (its time noted in *at).
+ */
+bool ua_run_signal(ua_run *r, int signum, bool again, uint64_t *at, const char *note,
+                   int again_code);
+
+/* Runs the loop until the teardown is over. @return the exit status. */
+int ua_run_wait(ua_run *r);
 
 /* ------------------------------------------------------------------------- */
 /* Messages to and from anywhere (commands with dialogs) */
