@@ -304,18 +304,27 @@ static int secure_flag(const csip_msg *req, unsigned flags, bool *secure)
     return 0;
 }
 
+/* The arguments of csip_dialog_uac_new()/uas_new(): a request that creates
+ * dialogs (§12.1) and a 101..299 response to it. Clears *out. */
+static bool new_args_ok(const csip_dialog_table *s, const csip_msg *req, const csip_msg *resp,
+                        csip_dialog **out)
+{
+    if (!out)
+        return false;
+    *out = NULL;
+    if (!s || !req || !resp || !csip_msg_is_request(req) || csip_msg_is_request(resp))
+        return false;
+    int code = csip_msg_status(resp);
+    return creates_dialog(csip_msg_method(req)) && code >= 101 && code <= 299;
+}
+
 int csip_dialog_uac_new(csip_dialog_table *s, const csip_msg *req, const csip_msg *resp,
                         unsigned flags, csip_dialog **out)
 {
-    if (!out)
-        return CSIP_ERR_INVALID_ARG;
-    *out = NULL;
-    if (!s || !req || !resp || !csip_msg_is_request(req) || csip_msg_is_request(resp))
+    if (!new_args_ok(s, req, resp, out))
         return CSIP_ERR_INVALID_ARG;
     csip_method m = csip_msg_method(req);
     int code = csip_msg_status(resp);
-    if (!creates_dialog(m) || code < 101 || code > 299)
-        return CSIP_ERR_INVALID_ARG;
     const csip_cseq *cseq;
     const csip_nameaddr *from, *to, *contact = NULL, *lcontact = NULL;
     csip_str call_id;
@@ -371,15 +380,10 @@ int csip_dialog_uac_new(csip_dialog_table *s, const csip_msg *req, const csip_ms
 int csip_dialog_uas_new(csip_dialog_table *s, const csip_msg *req, const csip_msg *resp,
                         unsigned flags, csip_dialog **out)
 {
-    if (!out)
-        return CSIP_ERR_INVALID_ARG;
-    *out = NULL;
-    if (!s || !req || !resp || !csip_msg_is_request(req) || csip_msg_is_request(resp))
+    if (!new_args_ok(s, req, resp, out))
         return CSIP_ERR_INVALID_ARG;
     csip_method m = csip_msg_method(req);
     int code = csip_msg_status(resp);
-    if (!creates_dialog(m) || code < 101 || code > 299)
-        return CSIP_ERR_INVALID_ARG;
     const csip_cseq *cseq;
     const csip_nameaddr *from, *rq_to, *rs_to, *contact = NULL, *lcontact = NULL;
     csip_str call_id;
