@@ -432,11 +432,6 @@ def report(runs, args, started, budget_hit, load_start, interrupted=False):
 # ---------------------------------------------------------------------------------------------
 
 
-def env_int(name, default):
-    v = os.environ.get(name)
-    return int(v) if v else default
-
-
 def parse_args():
     quick = os.environ.get("CALLS_QUICK", "") not in ("", "0")
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -474,12 +469,12 @@ def parse_args():
                     help="a step that failed while others used more cores is run once more")
     ap.add_argument("--out", default=os.path.join("build", "bench", "load"))
     a = ap.parse_args()
-    a.seconds = a.seconds or env_int("CALLS_SECONDS", 2 if a.quick else 5)
-    a.cpu_seconds = a.cpu_seconds or env_int("CALLS_CPU_SECONDS", 3 if a.quick else 10)
-    a.cpu_repeats = a.cpu_repeats or env_int("CALLS_CPU_REPEATS", 1 if a.quick else 3)
-    a.max_steps = a.max_steps or env_int("CALLS_MAX_STEPS", 3 if a.quick else 8)
+    a.seconds = a.seconds or L.env_int("CALLS_SECONDS", 2 if a.quick else 5)
+    a.cpu_seconds = a.cpu_seconds or L.env_int("CALLS_CPU_SECONDS", 3 if a.quick else 10)
+    a.cpu_repeats = a.cpu_repeats or L.env_int("CALLS_CPU_REPEATS", 1 if a.quick else 3)
+    a.max_steps = a.max_steps or L.env_int("CALLS_MAX_STEPS", 3 if a.quick else 8)
     a.max_steps += 1  # load.Search counts the first step at --cpu-rate
-    a.budget = a.budget or env_int("CALLS_BUDGET", 120 if a.quick else 480)
+    a.budget = a.budget or L.env_int("CALLS_BUDGET", 120 if a.quick else 480)
     return a
 
 

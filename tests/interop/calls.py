@@ -49,8 +49,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 
-from interop import (Failure, Run, check, expect_calls, free_port, sipp_cmd,  # noqa: E402
-                     wait_bound, wait_sipp)
+from interop import (Failure, check, expect_calls, free_port, run_case,  # noqa: E402
+                     sipp_cmd, wait_bound, wait_sipp)
 
 ALICE_PW = "alice pw"
 BOB_PW = "bob pw"
@@ -593,24 +593,12 @@ def main():
     args.csip = os.path.abspath(args.csip)
     if args.csipd:
         args.csipd = os.path.abspath(args.csipd)
-    fn = globals().get("case_" + args.case)
-    if not fn:
-        print("unknown case", args.case)
-        return 2
-    run = Run(args)
-    ok = False
-    try:
-        if (args.case.startswith("csipd_") or args.case.startswith("answer_")) and \
-                not args.csipd:
-            raise Failure("--csipd not given")
-        fn(run)
-        ok = True
-    except Failure as e:
-        print("FAIL %s: %s" % (args.case, e))
-    finally:
-        run.cleanup(keep=args.keep or not ok)
-    print("%d passed, %d failed" % (1 if ok else 0, 0 if ok else 1))
-    return 0 if ok else 1
+    return run_case(args, globals(), precheck=need_csipd)
+
+
+def need_csipd(args):
+    if (args.case.startswith("csipd_") or args.case.startswith("answer_")) and not args.csipd:
+        raise Failure("--csipd not given")
 
 
 if __name__ == "__main__":

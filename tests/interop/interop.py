@@ -46,6 +46,29 @@ def check(cond, what):
         raise Failure(what)
 
 
+def run_case(args, names, precheck=None):
+    """Runs the function case_<args.case> found in names with a fresh Run, then
+    cleans up (keeping the files of a failed case); prints one result line.
+    precheck(args) may raise Failure before the case starts."""
+    fn = names.get("case_" + args.case)
+    if not fn:
+        print("unknown case", args.case)
+        return 2
+    run = Run(args)
+    ok = False
+    try:
+        if precheck:
+            precheck(args)
+        fn(run)
+        ok = True
+    except Failure as e:
+        print("FAIL %s: %s" % (args.case, e))
+    finally:
+        run.cleanup(keep=args.keep or not ok)
+    print("%d passed, %d failed" % (1 if ok else 0, 0 if ok else 1))
+    return 0 if ok else 1
+
+
 class Run:
     """The processes and files of one case; cleanup stops what is still running."""
 
@@ -489,21 +512,7 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the case's files")
     ap.add_argument("case")
     args = ap.parse_args()
-    fn = globals().get("case_" + args.case)
-    if not fn:
-        print("unknown case", args.case)
-        return 2
-    run = Run(args)
-    ok = False
-    try:
-        fn(run)
-        ok = True
-    except Failure as e:
-        print("FAIL %s: %s" % (args.case, e))
-    finally:
-        run.cleanup(keep=args.keep or not ok)
-    print("%d passed, %d failed" % (1 if ok else 0, 0 if ok else 1))
-    return 0 if ok else 1
+    return run_case(args, globals())
 
 
 if __name__ == "__main__":
