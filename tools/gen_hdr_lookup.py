@@ -22,6 +22,18 @@ with |0x20 is exact only for letters ('-' | 0x20 == '-' but also
 positions and 0 elsewhere: (input | mask) == lowercase name matches a letter
 in either case and every other byte exactly.
 
+A second table serves the message splitter, which has the first 16 bytes of
+the line in a vector register already: names of 1..15 bytes (compact forms
+included). The bytes from len on are zeroed, every byte is folded with |0x20,
+and the two 8-byte halves (little-endian words) are XOR-ed:
+
+    key  = lo ^ hi
+    slot = (uint64_t)(key * HDR_FAST_MUL) >> HDR_FAST_SHIFT
+
+The slot gives an entry whose 16 bytes (lowercase name, zero-padded) and mask
+are compared with the input (bytes from len on zeroed) in one vector compare,
+and whose length with len.
+
 Methods (case-sensitive): the same scheme with key = s[0] | len << 8 and an
 exact comparison.
 
@@ -44,6 +56,8 @@ METHODS = ["ACK", "BYE", "CANCEL", "INFO", "INVITE", "MESSAGE", "NOTIFY", "OPTIO
 HDR_SLOT_BITS = 9     # 512 slots for ~75 names
 METHOD_SLOT_BITS = 6  # 64 slots for 14 methods
 HDR_WIDTH = 24        # bytes stored per name; names longer than this are not allowed
+HDR_FAST_BITS = 9     # 512 slots for the ~90 names and compact forms of 1..15 bytes
+HDR_FAST_MAX = 15
 
 
 def read_hdr_map():
@@ -74,6 +88,37 @@ def find_hash(keys, bits):
         if n > 2_000_000:
             sys.exit("no collision-free multiplier found")
         slots = [((k * mul) & 0xFFFFFFFF) >> shift for k in keys]
+        if len(set(slots)) == len(slots):
+            return mul, shift, slots
+
+
+def mults64():
+    """Deterministic stream of odd 64-bit multipliers."""
+    x = 0x2545F4914F6CDD1D
+    while True:
+        x = (x * 6364136223846793005 + 1442695040888963407) & 0xFFFFFFFFFFFFFFFF
+        y = x ^ (x >> 29)
+        yield (y * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF) | 1
+
+
+def fast_bytes(name):
+    """The 16 bytes the splitter's lookup builds from a name (lowercase input)."""
+    return name.encode("ascii").ljust(16, b"\0")
+
+
+def fast_key(name):
+    b = bytes(c | 0x20 for c in fast_bytes(name))
+    lo = int.from_bytes(b[:8], "little")
+    hi = int.from_bytes(b[8:], "little")
+    return lo ^ hi
+
+
+def find_hash64(keys, bits):
+    shift = 64 - bits
+    for n, mul in enumerate(mults64()):
+        if n > 2_000_000:
+            sys.exit("no collision-free 64-bit multiplier found")
+        slots = [((k * mul) & 0xFFFFFFFFFFFFFFFF) >> shift for k in keys]
         if len(set(slots)) == len(slots):
             return mul, shift, slots
 
@@ -136,6 +181,14 @@ def generate():
             sys.exit("compact form %r used twice" % c)
         compacts[c.lower()] = ident
 
+    # the splitter's table: every name of 1..HDR_FAST_MAX bytes, compact forms too
+    fast = [(n.lower(), ident) for ident, n, _ in hdrs if len(n) <= HDR_FAST_MAX]
+    fast += [(c, ident) for c, ident in sorted(compacts.items())]
+    fkeys = [fast_key(n) for n, _ in fast]
+    if len(set(fkeys)) != len(fkeys):
+        sys.exit("two short header names share a fast key")
+    fmul, fshift, fslots = find_hash64(fkeys, HDR_FAST_BITS)
+
     o = [BEGIN, "/* clang-format off */"]
     o.append("#define HDR_MAX_LEN %d" % max(len(n) for n in names))
     o.append("#define HDR_HASH_MUL 0x%08xu" % hmul)
@@ -164,6 +217,27 @@ def generate():
     for c in sorted(compacts):
         o.append("    ['%s'] = CSIP_HDR_%s," % (c, compacts[c]))
         o.append("    ['%s'] = CSIP_HDR_%s," % (c.upper(), compacts[c]))
+    o.append("};")
+    o.append("")
+    o.append("#define HDR_FAST_MAX %d" % HDR_FAST_MAX)
+    o.append("#define HDR_FAST_MUL 0x%016xu" % fmul)
+    o.append("#define HDR_FAST_SHIFT %d" % fshift)
+    o.append("")
+    o.append("/* The splitter's table: slot -> entry (0: none); entries: lowercase name, folding")
+    o.append(" * mask, length, id. */")
+    o.append("static const uint8_t hdr_fast_slot[%d] = {" % (1 << HDR_FAST_BITS))
+    order = sorted(range(len(fast)), key=lambda i: fslots[i])
+    for k, i in enumerate(order):
+        o.append("    [%d] = %d," % (fslots[i], k + 1))
+    o.append("};")
+    o.append("static const hdr_fast_entry hdr_fast_tab[%d] = {" % (len(fast) + 1))
+    o.append("    {\"\", \"\", 0, CSIP_HDR_OTHER},")
+    for i in order:
+        n, ident = fast[i]
+        fb = fast_bytes(n)
+        mask = bytes(0x20 if 97 <= c <= 122 and j < len(n) else 0 for j, c in enumerate(fb))
+        o.append("    {%s, %s, %d, CSIP_HDR_%s}," % (c_string(fb.rstrip(b"\0")),
+                                                c_string(mask.rstrip(b"\0")), len(n), ident))
     o.append("};")
     o.append("")
     o.append("/* Slot of the hash of a method -> the only method that may match (0: none). */")

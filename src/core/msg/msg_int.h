@@ -86,6 +86,17 @@ struct csip_msg {
 void csip__msg_error(const csip_msg *m, csip_parse_error *err, int code, const char *at,
                      csip_str header, int status, const char *reason);
 
+#if defined(__SSE2__) && defined(__x86_64__)
+#include <emmintrin.h>
+#define CSIP__HDR_LOOKUP16 1
+/*
+ * csip_hdr_lookup() for the splitter: the name is the first len bytes of v
+ * (1 <= len <= 15; the rest of v is ignored). One hash of the whole vector
+ * and one vector compare (tools/gen_hdr_lookup.py generates the table).
+ */
+csip_hdr_id csip__hdr_lookup16(__m128i v, size_t len);
+#endif
+
 /* Rebuilds first[]/next links after an edit. */
 void csip__msg_relink(csip_msg *m);
 /* Drops cached aggregates (after an edit). */

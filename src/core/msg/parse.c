@@ -243,6 +243,9 @@ static int msg_split(csip_msg *m, csip_parse_error *err)
     p = nl + 1;
 
     const uint32_t max_line = m->lim.max_line, max_headers = m->lim.max_headers;
+    /* The header array in locals: the stores into an entry then need no reload of them. */
+    msg_hdr *hdrs = m->hdrs;
+    uint32_t nh = m->nhdrs, cap = m->cap;
     for (;;) {
         if (p >= end) {
             if (m->stream) {
@@ -285,13 +288,25 @@ static int msg_split(csip_msg *m, csip_parse_error *err)
         /* The name ends at the first colon (a name holds none), less SP/HT before it.
          * A known name is checked octet by octet by the lookup; any other name
          * must be a token. */
-#if defined(__SSE2__)
-        /* most names and their colon fit the first 16 octets: one compare */
-        unsigned cmask = 0;
-        if (csip_likely(lend - ns >= 16))
-            cmask = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(
-                _mm_loadu_si128((const __m128i *)(const void *)ns), _mm_set1_epi8(':')));
-        colon = cmask ? ns + __builtin_ctz(cmask) : memchr(ns, ':', (size_t)(lend - ns));
+#if defined(CSIP__HDR_LOOKUP16)
+        /* Most names and their colon fit the first 16 octets: one load gives the
+         * colon and the name's id. The octets may run past the line (not past
+         * the message). */
+        const bool wide = end - ns >= 16;
+        __m128i v = _mm_setzero_si128();
+        if (csip_likely(wide)) {
+            v = _mm_loadu_si128((const __m128i *)(const void *)ns);
+            unsigned cmask = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(':')));
+            if (csip_likely(cmask)) {
+                colon = ns + __builtin_ctz(cmask);
+                if (colon >= lend)
+                    colon = NULL; /* a later line's: this one is shorter and has none */
+            } else if (lend - ns > 16) {
+                colon = memchr(ns + 16, ':', (size_t)(lend - ns - 16));
+            }
+        } else {
+            colon = memchr(ns, ':', (size_t)(lend - ns));
+        }
 #else
         colon = memchr(ns, ':', (size_t)(lend - ns));
 #endif
@@ -301,7 +316,12 @@ static int msg_split(csip_msg *m, csip_parse_error *err)
                 ne--;
         csip_hdr_id id = CSIP_HDR_OTHER;
         if (csip_likely(ne > ns)) {
-            id = csip_hdr_lookup(ns, (size_t)(ne - ns));
+#if defined(CSIP__HDR_LOOKUP16)
+            if (csip_likely(wide && ne - ns < 16))
+                id = csip__hdr_lookup16(v, (size_t)(ne - ns));
+            else
+#endif
+                id = csip_hdr_lookup(ns, (size_t)(ne - ns));
             if (csip_unlikely(id == CSIP_HDR_OTHER) && csip__span(ns, ne, CSIP_C_TOKEN) != ne)
                 colon = NULL;
         }
@@ -312,32 +332,36 @@ static int msg_split(csip_msg *m, csip_parse_error *err)
             p = next;
             continue;
         }
-        if (csip_unlikely(m->nhdrs == m->cap)) {
-            if (m->nhdrs >= max_headers) {
+        if (csip_unlikely(nh == cap)) {
+            if (nh >= max_headers) {
                 error_fill(m->buf, err, CSIP_ERR_LIMIT_HEADERS, ns, none, 0,
                            "Too many header lines");
                 return CSIP_ERR_LIMIT_HEADERS;
             }
+            m->nhdrs = nh;
             if (hdrs_grow(m) < 0) {
                 error_fill(m->buf, err, CSIP_ERR_NOMEM, NULL, none, 0, "Out of memory");
                 return CSIP_ERR_NOMEM;
             }
+            hdrs = m->hdrs;
+            cap = m->cap;
         }
         /* value: trimmed of LWS on both ends (the line break included); the
-         * usual single SP and CR are taken without a loop */
+         * usual CR and single SP are taken without a loop, and only an octet
+         * up to SP can be LWS */
         const char *vs = colon + 1, *ve = lend;
-        if (vs < ve && *vs == ' ')
-            vs++;
         if (ve > vs && ve[-1] == '\r')
             ve--;
-        if (csip_unlikely(vs < ve && csip__is((unsigned char)*vs, CSIP_C_LWS)))
+        if (vs < ve && *vs == ' ')
+            vs++;
+        if (csip_unlikely(vs < ve && (unsigned char)*vs <= ' '))
             while (vs < ve && csip__is((unsigned char)*vs, CSIP_C_LWS))
                 vs++;
-        if (csip_unlikely(ve > vs && csip__is((unsigned char)ve[-1], CSIP_C_LWS)))
+        if (csip_unlikely(ve > vs && (unsigned char)ve[-1] <= ' '))
             while (ve > vs && csip__is((unsigned char)ve[-1], CSIP_C_LWS))
                 ve--;
-        uint32_t idx = m->nhdrs++;
-        msg_hdr *h = &m->hdrs[idx];
+        const uint32_t idx = nh++;
+        msg_hdr *h = &hdrs[idx];
         h->h.name = (csip_str){ns, (size_t)(ne - ns)};
         h->h.value = (csip_str){vs, (size_t)(ve - vs)};
         h->h.raw = (csip_str){ns, (size_t)(next - ns)};
@@ -349,12 +373,12 @@ static int msg_split(csip_msg *m, csip_parse_error *err)
         if (m->first[id] == MSG_NONE)
             m->first[id] = (uint16_t)idx;
         else
-            m->hdrs[last[id]].next = (uint16_t)idx;
+            hdrs[last[id]].next = (uint16_t)idx;
         last[id] = (uint16_t)idx;
 
-        if (id == CSIP_HDR_CONTENT_LENGTH) {
-            uint32_t v;
-            int rc = csip_str_to_u32(h->h.value, &v);
+        if (csip_unlikely(id == CSIP_HDR_CONTENT_LENGTH)) {
+            uint32_t cl;
+            int rc = csip_str_to_u32(h->h.value, &cl);
             if (m->has_cl) {
                 /* RFC 4475 mcl01: two values leave the framing unknown */
                 soft_error(m, CSIP_ERR_PARSE_CONTENT_LENGTH, ns, h->h.name, 400,
@@ -364,15 +388,16 @@ static int msg_split(csip_msg *m, csip_parse_error *err)
                            rc == CSIP_ERR_RANGE ? "Content-Length out of range"
                                                 : "Invalid Content-Length");
             } else {
-                m->cl = v;
+                m->cl = cl;
             }
             m->has_cl = true;
             h->cstate = rc < 0 ? CACHE_ERR : CACHE_OK;
             h->cerr = (int16_t)(rc < 0 ? CSIP_ERR_PARSE_CONTENT_LENGTH : 0);
-            h->c.u32 = v;
+            h->c.u32 = cl;
         }
         p = next;
     }
+    m->nhdrs = nh;
 
     /* Body framing. */
     size_t avail = (size_t)(end - p);
