@@ -14,6 +14,7 @@
 #endif
 
 #include "msg/msg_int.h"
+#include "uri/uri_int.h"
 
 #define IS(c, cls) csip__is((unsigned char)(c), (cls))
 
@@ -414,13 +415,17 @@ int csip_nameaddr_parse(csip_str *s, unsigned flags, csip_nameaddr *na)
             }
         }
         if (laquot) {
-            const char *u = laquot + 1;
-            const char *ra = memchr(u, '>', (size_t)(end - u));
-            if (!ra)
-                return CSIP_ERR_PARSE_HEADER_VALUE;
-            int rc = csip_uri_parse(u, (size_t)(ra - u), 0, &na->uri);
-            if (rc < 0)
-                return rc == CSIP_ERR_LIMIT_URI ? rc : CSIP_ERR_PARSE_URI;
+            const char *u = laquot + 1, *ra;
+            /* the usual sip URI finds its own end at the '>'; anything else
+             * takes the search for '>' and the general parser (and its errors) */
+            if (csip__uri_parse_until(u, end, '>', &na->uri, &ra) != 0) {
+                ra = memchr(u, '>', (size_t)(end - u));
+                if (!ra)
+                    return CSIP_ERR_PARSE_HEADER_VALUE;
+                int rc = csip_uri_parse(u, (size_t)(ra - u), 0, &na->uri);
+                if (rc < 0)
+                    return rc == CSIP_ERR_LIMIT_URI ? rc : CSIP_ERR_PARSE_URI;
+            }
             na->angle = true;
             p = ra + 1;
         } else {

@@ -321,8 +321,9 @@ static bool note_param(csip_uri *u, unsigned *seen, csip_str name, bool name_esc
 /* ------------------------------------------------------------------------- */
 /* sip and sips */
 
-/* uri-parameters from p (just after the first ';') up to '?' or the end. */
-static const char *parse_uri_params(csip_uri *u, const char *p, const char *end)
+/* uri-parameters from p (just after the first ';') up to '?', the octet
+ * `stop` (-1: none) or the end. */
+static const char *parse_uri_params(csip_uri *u, const char *p, const char *end, int stop)
 {
     const char *start = p;
     unsigned seen = 0;
@@ -355,7 +356,7 @@ static const char *parse_uri_params(csip_uri *u, const char *p, const char *end)
         }
         if (!note_param(u, &seen, name, name_esc, value))
             return NULL;
-        if (p == end || *p == '?')
+        if (p == end || *p == '?' || (unsigned char)*p == stop)
             break;
         if (*p != ';')
             return NULL;
@@ -365,8 +366,9 @@ static const char *parse_uri_params(csip_uri *u, const char *p, const char *end)
     return p;
 }
 
-/* headers after '?': hname "=" hvalue *( "&" hname "=" hvalue ); hvalue may be empty. */
-static const char *parse_uri_headers(csip_uri *u, const char *p, const char *end)
+/* headers after '?': hname "=" hvalue *( "&" hname "=" hvalue ); hvalue may be
+ * empty. They end at the octet `stop` (-1: none) or the end. */
+static const char *parse_uri_headers(csip_uri *u, const char *p, const char *end, int stop)
 {
     const char *start = p;
     for (;;) {
@@ -377,7 +379,7 @@ static const char *parse_uri_headers(csip_uri *u, const char *p, const char *end
         p = scan_esc(p + 1, end, CSIP_C_HNV);
         if (!p)
             return NULL;
-        if (p == end)
+        if (p == end || (unsigned char)*p == stop)
             break;
         if (*p != '&')
             return NULL;
@@ -387,7 +389,10 @@ static const char *parse_uri_headers(csip_uri *u, const char *p, const char *end
     return p;
 }
 
-static int parse_sip(csip_uri *u, const char *s, const char *end)
+/* The sip/sips URI after "scheme:" at s. With stop < 0 it must fill [s, end);
+ * otherwise it ends at the first octet that cannot continue it, which must be
+ * `stop` (*uend is set to it). */
+static int parse_sip(csip_uri *u, const char *s, const char *end, int stop, const char **uend)
 {
     /*
      * userinfo: in a valid sip URI an unescaped '@' can only end the userinfo
@@ -449,14 +454,20 @@ static int parse_sip(csip_uri *u, const char *s, const char *end)
         u->port = (uint16_t)v;
     }
     if (p < end && *p == ';') {
-        p = parse_uri_params(u, p + 1, end);
+        p = parse_uri_params(u, p + 1, end, stop);
         if (!p)
             return CSIP_ERR_PARSE_URI;
     }
     if (p < end && *p == '?') {
-        p = parse_uri_headers(u, p + 1, end);
+        p = parse_uri_headers(u, p + 1, end, stop);
         if (!p)
             return CSIP_ERR_PARSE_URI;
+    }
+    if (stop >= 0) {
+        if (p == end || (unsigned char)*p != stop)
+            return CSIP_ERR_PARSE_URI;
+        *uend = p;
+        return 0;
     }
     return p == end ? 0 : CSIP_ERR_PARSE_URI;
 }
@@ -570,7 +581,7 @@ int csip_uri_parse(const char *p, size_t len, size_t max_len, csip_uri *out)
         out->raw = mkstr(p, end);
         out->scheme = mkstr(p, p + 3);
         out->kind = CSIP_URI_SIP;
-        int rc = parse_sip(out, p + 4, end);
+        int rc = parse_sip(out, p + 4, end, -1, NULL);
         if (rc != 0)
             memset(out, 0, sizeof *out);
         return rc;
@@ -599,7 +610,7 @@ int csip_uri_parse(const char *p, size_t len, size_t max_len, csip_uri *out)
     switch (out->kind) {
     case CSIP_URI_SIP:
     case CSIP_URI_SIPS:
-        rc = parse_sip(out, s + 1, end);
+        rc = parse_sip(out, s + 1, end, -1, NULL);
         break;
     case CSIP_URI_TEL:
         rc = parse_tel(out, s + 1, end);
@@ -611,6 +622,23 @@ int csip_uri_parse(const char *p, size_t len, size_t max_len, csip_uri *out)
     if (rc != 0)
         memset(out, 0, sizeof *out);
     return rc;
+}
+
+int csip__uri_parse_until(const char *p, const char *end, char stop, csip_uri *out,
+                          const char **uend)
+{
+    /* "sip:" and at least one octet, as csip_uri_parse() wants for its fast path */
+    if (end - p <= 4 || (load32u(p) | load32u("\x20\x20\x20\x00")) != load32u("sip:"))
+        return -1;
+    csip__zero(out, sizeof *out);
+    out->scheme = mkstr(p, p + 3);
+    out->kind = CSIP_URI_SIP;
+    const char *e = NULL;
+    if (parse_sip(out, p + 4, end, (unsigned char)stop, &e) != 0 || e - p > CSIP_DEFAULT_MAX_URI)
+        return -1;
+    out->raw = mkstr(p, e);
+    *uend = e;
+    return 0;
 }
 
 /* ------------------------------------------------------------------------- */

@@ -16,4 +16,16 @@
  */
 bool csip__host_check(const char *p, size_t n, csip_host_type *type);
 
+/*
+ * Parses a sip URI (scheme "sip", any case) at p that ends at the first octet
+ * that cannot continue it, when that octet is `stop` (never an octet of a sip
+ * URI, e.g. the '>' of a name-addr) and lies before end. On success fills
+ * *out exactly as csip_uri_parse(p, *uend - p, 0, out) would, sets *uend to
+ * the stop octet and returns 0. Otherwise returns -1 with *out unspecified:
+ * the caller then finds the end itself and calls csip_uri_parse(), which
+ * reports the error (this path saves that search for the usual URI).
+ */
+int csip__uri_parse_until(const char *p, const char *end, char stop, csip_uri *out,
+                          const char **uend);
+
 #endif
