@@ -266,19 +266,53 @@ static int msg_split(csip_msg *m, csip_parse_error *err)
         const char *ns = p;
         /* The logical line: continuation lines start with SP or HT (folding). */
         const char *colon = NULL, *lend, *next;
-        for (const char *q = p;;) {
+#if defined(CSIP__HDR_LOOKUP16)
+        /* The first 16 octets give the colon (below) and, with up to three more
+         * loads, the line end of most lines without a call; memchr() does the
+         * rest. The octets may run past the line (not past the message). */
+        unsigned cmask = 0;
+        __m128i v = _mm_setzero_si128();
+        const char *q = ns;
+        nl = NULL;
+        if (csip_likely(end - ns >= 16)) {
+            const __m128i lf = _mm_set1_epi8('\n');
+            v = _mm_loadu_si128((const __m128i *)(const void *)ns);
+            cmask = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(':')));
+            unsigned lmask = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, lf));
+            const char *blk = ns;
+            if (!lmask && end - ns >= 32) {
+                blk = ns + 16;
+                lmask = (unsigned)_mm_movemask_epi8(
+                    _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)blk), lf));
+            }
+            if (!lmask && end - ns >= 48) {
+                blk = ns + 32;
+                lmask = (unsigned)_mm_movemask_epi8(
+                    _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)blk), lf));
+            }
+            if (!lmask && end - ns >= 64) {
+                blk = ns + 48;
+                lmask = (unsigned)_mm_movemask_epi8(
+                    _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)blk), lf));
+            }
+            if (lmask)
+                nl = blk + __builtin_ctz(lmask);
+            else
+                q = blk + 16;
+        }
+        if (!nl)
             nl = memchr(q, '\n', (size_t)(end - q));
-            if (!nl) {
-                lend = next = end;
-                break;
-            }
-            if (nl + 1 < end && (nl[1] == ' ' || nl[1] == '\t')) {
-                q = nl + 1;
-                continue;
-            }
+#else
+        nl = memchr(ns, '\n', (size_t)(end - ns));
+#endif
+        /* continuation lines start with SP or HT (folding) */
+        while (nl && csip_unlikely(nl + 1 < end && (nl[1] == ' ' || nl[1] == '\t')))
+            nl = memchr(nl + 1, '\n', (size_t)(end - nl - 1));
+        if (csip_likely(nl != NULL)) {
             lend = nl;
             next = nl + 1;
-            break;
+        } else {
+            lend = next = end;
         }
         if ((size_t)(lend - ns) > max_line) {
             error_fill(m->buf, err, CSIP_ERR_LIMIT_LINE, ns, (csip_str){NULL, 0}, 0,
@@ -288,43 +322,32 @@ static int msg_split(csip_msg *m, csip_parse_error *err)
         /* The name ends at the first colon (a name holds none), less SP/HT before it.
          * A known name is checked octet by octet by the lookup; any other name
          * must be a token. */
-#if defined(CSIP__HDR_LOOKUP16)
-        /* Most names and their colon fit the first 16 octets: one load gives the
-         * colon and the name's id. The octets may run past the line (not past
-         * the message). */
-        const bool wide = end - ns >= 16;
-        __m128i v = _mm_setzero_si128();
-        if (csip_likely(wide)) {
-            v = _mm_loadu_si128((const __m128i *)(const void *)ns);
-            unsigned cmask = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(':')));
-            if (csip_likely(cmask)) {
-                colon = ns + __builtin_ctz(cmask);
-                if (colon >= lend)
-                    colon = NULL; /* a later line's: this one is shorter and has none */
-            } else if (lend - ns > 16) {
-                colon = memchr(ns + 16, ':', (size_t)(lend - ns - 16));
-            }
-        } else {
-            colon = memchr(ns, ':', (size_t)(lend - ns));
-        }
-#else
-        colon = memchr(ns, ':', (size_t)(lend - ns));
-#endif
-        const char *ne = colon ? colon : ns;
-        if (csip_unlikely(ne > ns && (ne[-1] == ' ' || ne[-1] == '\t')))
-            while (ne > ns && (ne[-1] == ' ' || ne[-1] == '\t'))
-                ne--;
+        const char *ne;
         csip_hdr_id id = CSIP_HDR_OTHER;
-        if (csip_likely(ne > ns)) {
 #if defined(CSIP__HDR_LOOKUP16)
-            if (csip_likely(wide && ne - ns < 16))
+        /* A colon found past the line end is a later line's: this line has none. */
+        if (csip_likely(cmask) && ns + __builtin_ctz(cmask) < lend) {
+            colon = ns + __builtin_ctz(cmask);
+            ne = colon;
+            if (csip_unlikely(ne > ns && (ne[-1] == ' ' || ne[-1] == '\t')))
+                while (ne > ns && (ne[-1] == ' ' || ne[-1] == '\t'))
+                    ne--;
+            if (csip_likely(ne > ns))
                 id = csip__hdr_lookup16(v, (size_t)(ne - ns));
-            else
+        } else
 #endif
+        {
+            colon = memchr(ns, ':', (size_t)(lend - ns));
+            ne = colon ? colon : ns;
+            if (csip_unlikely(ne > ns && (ne[-1] == ' ' || ne[-1] == '\t')))
+                while (ne > ns && (ne[-1] == ' ' || ne[-1] == '\t'))
+                    ne--;
+            if (ne > ns)
                 id = csip_hdr_lookup(ns, (size_t)(ne - ns));
-            if (csip_unlikely(id == CSIP_HDR_OTHER) && csip__span(ns, ne, CSIP_C_TOKEN) != ne)
-                colon = NULL;
         }
+        if (csip_unlikely(id == CSIP_HDR_OTHER) && ne > ns &&
+            csip__span(ns, ne, CSIP_C_TOKEN) != ne)
+            colon = NULL;
         if (csip_unlikely(!colon || ne == ns)) {
             soft_error(m, CSIP_ERR_PARSE_HEADER_LINE, ns, (csip_str){ns, (size_t)(ne - ns)}, 400,
                        !colon && ne == ns ? "Malformed header line: no colon"
