@@ -198,6 +198,15 @@ static const char *scan_host(const char *p, const char *end, csip_str *host, csi
         p++;
         *type = CSIP_HOST_IPV6;
     } else {
+        if (p < end && (unsigned)((unsigned char)*p - '0') <= 9) {
+            /* the usual IPv4 address in one pass */
+            const char *q = csip__scan_ipv4(p, end);
+            if (q) {
+                *type = CSIP_HOST_IPV4;
+                *host = (csip_str){s, (size_t)(q - s)};
+                return q;
+            }
+        }
         p = csip__span(p, end, CSIP_C_HOST);
         if (p == s || *s == '.' || *s == '-' || p[-1] == '-')
             return NULL;
@@ -241,35 +250,31 @@ int csip_via_parse(csip_str *s, csip_via *v)
     const char *start = p, *q;
     /* sent-protocol = protocol-name SLASH protocol-version SLASH transport;
      * the common "SIP/2.0/" (any case of SIP) is taken in one compare. */
-    csip_str *parts[3] = {&v->protocol, &v->version, &v->transport};
-    int first = 0;
     if (end - p > 8 &&
         (load64u(p) | load64u("\x20\x20\x20\0\0\0\0\0")) == load64u("sip/2.0/")) {
         v->protocol = (csip_str){p, 3};
         v->version = (csip_str){p + 4, 3};
         p += 8;
-        first = 2;
-    }
-    for (int i = first; i < 3; i++) {
-        if (i && i == first) {
+        q = scan_token(p, end);
+        if (q == p)
+            return CSIP_ERR_PARSE_HEADER_VALUE;
+        v->transport = (csip_str){p, (size_t)(q - p)};
+        p = q;
+    } else {
+        csip_str *parts[3] = {&v->protocol, &v->version, &v->transport};
+        for (int i = 0; i < 3; i++) {
+            if (i) {
+                p = csip__skip_lws(p, end);
+                if (p >= end || *p != '/')
+                    return CSIP_ERR_PARSE_HEADER_VALUE;
+                p = csip__skip_lws(p + 1, end);
+            }
             q = scan_token(p, end);
             if (q == p)
                 return CSIP_ERR_PARSE_HEADER_VALUE;
             *parts[i] = (csip_str){p, (size_t)(q - p)};
             p = q;
-            continue;
         }
-        if (i) {
-            p = csip__skip_lws(p, end);
-            if (p >= end || *p != '/')
-                return CSIP_ERR_PARSE_HEADER_VALUE;
-            p = csip__skip_lws(p + 1, end);
-        }
-        q = scan_token(p, end);
-        if (q == p)
-            return CSIP_ERR_PARSE_HEADER_VALUE;
-        *parts[i] = (csip_str){p, (size_t)(q - p)};
-        p = q;
     }
     q = csip__skip_lws(p, end);
     if (q == p)
@@ -638,16 +643,27 @@ int csip_date_parse(csip_str v, csip_date *out)
 static inline const char *scan_u32(const char *p, const char *end, uint32_t *out, bool *range)
 {
     const char *s = p;
-    uint64_t v = 0;
-    while (p < end && (unsigned)(*p - '0') <= 9) {
-        v = v * 10 + (unsigned)(*p - '0');
-        if (v > UINT32_MAX) {
-            *range = true;
-            v = UINT32_MAX; /* keep v bounded; the digits are still consumed */
-        }
+    uint32_t v = 0;
+    unsigned d;
+    /* nine digits cannot overflow: no check on them */
+    const char *nine = end - p > 9 ? p + 9 : end;
+    while (p < nine && (d = (unsigned)((unsigned char)*p - '0')) <= 9) {
+        v = v * 10 + d;
         p++;
     }
-    *out = (uint32_t)v;
+    if (csip_unlikely(p == nine && p < end)) {
+        uint64_t w = v;
+        while (p < end && (d = (unsigned)((unsigned char)*p - '0')) <= 9) {
+            w = w * 10 + d;
+            if (w > UINT32_MAX) {
+                *range = true;
+                w = UINT32_MAX; /* keep w bounded; the digits are still consumed */
+            }
+            p++;
+        }
+        v = (uint32_t)w;
+    }
+    *out = v;
     return p == s ? NULL : p;
 }
 

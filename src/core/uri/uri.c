@@ -94,6 +94,14 @@ static bool hostname_check(const char *p, size_t n)
 static const char *scan_hostname(const char *p, const char *end, csip_host_type *type)
 {
     const char *s = p, *label = p, *top = p;
+    if (p < end && (unsigned)((unsigned char)*p - '0') <= 9) {
+        /* the usual IPv4 address in one pass (the scan below would read it twice) */
+        const char *q = csip__scan_ipv4(p, end);
+        if (q) {
+            *type = CSIP_HOST_IPV4;
+            return q;
+        }
+    }
     for (;;) {
         p = csip__span(p, end, CSIP_C_ALPHA | CSIP_C_DIGIT);
         if (p < end && *p == '-') {

@@ -17,6 +17,40 @@
 bool csip__host_check(const char *p, size_t n, csip_host_type *type);
 
 /*
+ * A dotted quad at p, as csip__ipv4_parse() reads one, that a scan of host
+ * octets would end at the same octet (no letter, digit, '-' or '.' follows):
+ * its end, or NULL when the caller's general host scan must decide. A fast
+ * path for host parsers: it accepts nothing they would reject.
+ */
+static inline const char *csip__scan_ipv4(const char *p, const char *end)
+{
+    for (int part = 0; part < 4; part++) {
+        if (part > 0) {
+            if (p == end || *p != '.')
+                return NULL;
+            p++;
+        }
+        unsigned d, v;
+        if (p == end || (v = (unsigned)((unsigned char)*p - '0')) > 9)
+            return NULL;
+        p++;
+        if (v != 0 && p < end && (d = (unsigned)((unsigned char)*p - '0')) <= 9) {
+            v = v * 10 + d;
+            p++;
+            if (p < end && (d = (unsigned)((unsigned char)*p - '0')) <= 9) {
+                v = v * 10 + d;
+                p++;
+                if (v > 255)
+                    return NULL;
+            }
+        }
+    }
+    if (p < end && csip__is((unsigned char)*p, CSIP_C_HOST))
+        return NULL;
+    return p;
+}
+
+/*
  * Parses a sip URI (scheme "sip", any case) at p that ends at the first octet
  * that cannot continue it, when that octet is `stop` (never an octet of a sip
  * URI, e.g. the '>' of a name-addr) and lies before end. On success fills
