@@ -30,10 +30,9 @@ and the two 8-byte halves (little-endian words) are XOR-ed:
     key  = lo ^ hi
     slot = (uint64_t)(key * HDR_FAST_MUL) >> HDR_FAST_SHIFT
 
-The slot gives the name's length, compared with len, and an entry whose 16
-bytes (lowercase name, zero-padded) and mask are compared with the input
-(bytes from len on zeroed) in one vector compare. Byte 15 of both holds the
-id: the input's byte 15 is always zeroed, and (0 | id) == id.
+The slot gives the name's length, compared with len, its id, and an entry
+whose 16 bytes (lowercase name, zero-padded) and mask are compared with the
+input (bytes from len on zeroed) in one vector compare.
 
 Methods (case-sensitive): the same scheme with key = s[0] | len << 8 and an
 exact comparison.
@@ -224,13 +223,13 @@ def generate():
     o.append("#define HDR_FAST_MUL 0x%016xu" % fmul)
     o.append("#define HDR_FAST_SHIFT %d" % fshift)
     o.append("")
-    o.append("/* The splitter's table. Slot -> entry index | name length << 8 (0: none).")
-    o.append(" * Entries: lowercase name, zero-padded, and folding mask; byte 15 of both is the")
-    o.append(" * id (the input's byte 15 is always zeroed, so it compares equal). */")
-    o.append("static const uint16_t hdr_fast_slot[%d] = {" % (1 << HDR_FAST_BITS))
+    o.append("/* The splitter's table. Slot -> entry index | name length << 8 | id << 16 (0: none).")
+    o.append(" * Entries: lowercase name, zero-padded, and folding mask. */")
+    o.append("static const uint32_t hdr_fast_slot[%d] = {" % (1 << HDR_FAST_BITS))
     order = sorted(range(len(fast)), key=lambda i: fslots[i])
     for k, i in enumerate(order):
-        o.append("    [%d] = %d | %d << 8," % (fslots[i], k + 1, len(fast[i][0])))
+        o.append("    [%d] = %d | %d << 8 | (uint32_t)CSIP_HDR_%s << 16," % (fslots[i], k + 1, len(fast[i][0]),
+                                                                 fast[i][1]))
     o.append("};")
     o.append("static const hdr_fast_entry hdr_fast_tab[%d] = {" % (len(fast) + 1))
     o.append("    {{0}, {0}},")
@@ -238,9 +237,7 @@ def generate():
         n, ident = fast[i]
         fb = fast_bytes(n)
         mask = bytes(0x20 if 97 <= c <= 122 and j < len(n) else 0 for j, c in enumerate(fb))
-        idc = "CSIP_HDR_%s" % ident
-        o.append("    {{%s}, {%s}}," % (", ".join(["'%s'" % chr(c) if c else "0" for c in fb[:15]] + [idc]),
-                                       ", ".join(["0x20" if c else "0" for c in mask[:15]] + [idc])))
+        o.append("    {%s, %s}," % (c_string(fb.rstrip(b"\0")), c_string(mask.rstrip(b"\0"))))
     o.append("};")
     o.append("")
     o.append("/* Slot of the hash of a method -> the only method that may match (0: none). */")

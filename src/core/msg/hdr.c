@@ -1076,7 +1076,7 @@ int csip__hdr_typed(const csip_msg *cm, uint32_t i)
     if (h->cstate == CACHE_OK)
         return 0;
     if (h->cstate == CACHE_ERR)
-        return h->cerr;
+        return h->c.err;
     csip_str v = h->h.value;
     int rc = 0;
     void *obj = NULL;
@@ -1132,7 +1132,7 @@ int csip__hdr_typed(const csip_msg *cm, uint32_t i)
         return rc; /* not cached: a later call may succeed */
     if (rc < 0) {
         h->cstate = CACHE_ERR;
-        h->cerr = (int16_t)rc;
+        h->c.err = rc;
         return rc;
     }
     if (k != VK_CALL_ID && k != VK_U32 && k != VK_SECONDS)

@@ -24,12 +24,13 @@ typedef struct msg_hdr {
     csip_hdr h;        /* public part: must stay first */
     uint16_t next;     /* index of the next line with the same id, MSG_NONE at the end */
     uint8_t cstate;    /* CACHE_* */
-    int16_t cerr;      /* cached error when cstate == CACHE_ERR */
+    uint8_t spare;     /* zero: next, cstate, spare and cn are set by one store */
     uint32_t cn;       /* number of cached values */
     union {
-        void *ptr;     /* array of cn typed values */
+        void *ptr; /* array of cn typed values */
         uint32_t u32;
         csip_str str;
+        int err; /* cached error when cstate == CACHE_ERR */
     } c;
 } msg_hdr;
 

@@ -17,6 +17,10 @@
 
 #include "msg/msg_int.h"
 
+_Static_assert(offsetof(csip_hdr, flags) == offsetof(csip_hdr, id) + 2 &&
+                   sizeof(((csip_hdr *)0)->id) == 2 && sizeof(((csip_hdr *)0)->flags) == 2,
+               "csip_hdr: id and flags are stored as one 32-bit word");
+
 /* Room for this many header entries in the first arena block; more grow it. */
 #define INITIAL_HDRS 24u
 #define INITIAL_ARENA (INITIAL_HDRS * sizeof(msg_hdr) + 2560u)
@@ -373,10 +377,16 @@ static int msg_split(csip_msg *m, csip_parse_error *err)
          * usual CR and single SP are taken without a loop, and only an octet
          * up to SP can be LWS */
         const char *vs = colon + 1, *ve = lend;
-        if (ve > vs && ve[-1] == '\r')
-            ve--;
-        if (vs < ve && *vs == ' ')
+        if (csip_likely(ve - vs >= 2 && *vs == ' ' && ve[-1] == '\r')) {
             vs++;
+            ve--;
+        } else {
+            /* the CR first: an empty value then starts where the old order put it */
+            if (ve > vs && ve[-1] == '\r')
+                ve--;
+            if (vs < ve && *vs == ' ')
+                vs++;
+        }
         if (csip_unlikely(vs < ve && (unsigned char)*vs <= ' '))
             while (vs < ve && csip__is((unsigned char)*vs, CSIP_C_LWS))
                 vs++;
@@ -388,10 +398,17 @@ static int msg_split(csip_msg *m, csip_parse_error *err)
         h->h.name = (csip_str){ns, (size_t)(ne - ns)};
         h->h.value = (csip_str){vs, (size_t)(ve - vs)};
         h->h.raw = (csip_str){ns, (size_t)(next - ns)};
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        /* id and flags (0) in one store */
+        const uint32_t idf = (uint32_t)id;
+        memcpy(&h->h.id, &idf, sizeof idf);
+#else
         h->h.id = (uint16_t)id;
         h->h.flags = 0;
+#endif
         h->next = MSG_NONE;
         h->cstate = CACHE_NONE;
+        h->spare = 0;
         h->cn = 0;
         if (m->first[id] == MSG_NONE)
             m->first[id] = (uint16_t)idx;
@@ -415,8 +432,10 @@ static int msg_split(csip_msg *m, csip_parse_error *err)
             }
             m->has_cl = true;
             h->cstate = rc < 0 ? CACHE_ERR : CACHE_OK;
-            h->cerr = (int16_t)(rc < 0 ? CSIP_ERR_PARSE_CONTENT_LENGTH : 0);
-            h->c.u32 = cl;
+            if (rc < 0)
+                h->c.err = CSIP_ERR_PARSE_CONTENT_LENGTH;
+            else
+                h->c.u32 = cl;
         }
         p = next;
     }
