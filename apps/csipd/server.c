@@ -80,8 +80,22 @@ static uint64_t wall_ms(void)
  * global uniqueness and 32 random bits). */
 static csip_str new_tag(server *s, char *buf, size_t cap)
 {
-    int n = snprintf(buf, cap, "%s%llx", s->tag_prefix, (unsigned long long)++s->tag_seq);
-    return (csip_str){buf, (size_t)n};
+    static const char hex[] = "0123456789abcdef";
+    size_t n = strlen(s->tag_prefix);
+    uint64_t v = ++s->tag_seq;
+    char t[16];
+    size_t k = 0;
+    do {
+        t[k++] = hex[v & 15];
+        v >>= 4;
+    } while (v);
+    if (n + k >= cap)
+        return CSIP_STR_NULL;
+    memcpy(buf, s->tag_prefix, n);
+    while (k)
+        buf[n++] = t[--k];
+    buf[n] = 0;
+    return (csip_str){buf, n};
 }
 
 static bool domain_index(const server *s, csip_str host, size_t *out)
@@ -135,9 +149,11 @@ static void describe(const csip_msg *req, const csip_addr *src, char *out, size_
 static void respond_how(server *s, csip_txn *st, csip_msg *resp, const char *what, bool stateless)
 {
     int code = csip_msg_status(resp);
-    csip_str r = csip_msg_reason(resp);
-    char reason[128]; /* copied: the response goes to the layer */
-    snprintf(reason, sizeof reason, "%.*s", (int)r.len, r.p ? r.p : "");
+    char reason[128] = ""; /* copied: the response goes to the layer */
+    if (csipd_log_level >= LOG_INFO) {
+        csip_str r = csip_msg_reason(resp);
+        snprintf(reason, sizeof reason, "%.*s", (int)r.len, r.p ? r.p : "");
+    }
     /* described first: a completed transaction lets its request go */
     char d[320] = "response";
     if (csipd_log_level >= LOG_INFO)
@@ -390,6 +406,9 @@ static void on_register(server *s, csip_txn *st, const csip_msg *req, const csip
     if (rc != 0) {
         csipd_log(LOG_ERROR, "registrar: %s", csip_strerror(rc));
         respond_simple(s, st, 500, NULL, "registrar failure");
+        /* a store failure inside a group fails the group (store.h): its held
+         * responses become 500s now, and the next REGISTER opens a new one */
+        group_flush(s);
         return;
     }
     if (!csip_store_sqlite_in_group(s->store)) {

@@ -34,6 +34,14 @@ CSIP_EXTERN void csip_store_mem_free(csip_store_mem *s);
 CSIP_EXTERN void csip_store_mem_location(csip_store_mem *s, csip_location_store *out);
 /** Removes every binding with expires_at <= now. @return the number removed. */
 CSIP_EXTERN size_t csip_store_mem_sweep(csip_store_mem *s, int64_t now);
+/**
+ * Calls cb for every binding with expires_at <= now, without removing it; a
+ * non-zero return from cb stops the walk and is returned.
+ * @return 0, CSIP_ERR_INVALID_ARG, or what cb returned.
+ */
+CSIP_EXTERN int csip_store_mem_each_expired(const csip_store_mem *s, int64_t now,
+                                            int (*cb)(void *ud, const csip_binding *b),
+                                            void *ud);
 /** The number of bindings held, expired ones not yet swept included. */
 CSIP_EXTERN size_t csip_store_mem_count(const csip_store_mem *s);
 
@@ -76,17 +84,23 @@ CSIP_EXTERN void csip_store_sqlite_location(csip_store_sqlite *s, csip_location_
 CSIP_EXTERN int csip_store_sqlite_sweep(csip_store_sqlite *s, int64_t now, size_t *removed);
 /**
  * Group commit: the changes of every REGISTER handled until
- * csip_store_sqlite_group_commit() go into one database transaction (each
- * AOR's update a savepoint inside it, still all or none). A server holds the
- * responses of the group and sends them once the group is committed, so a
- * binding is still on disk before its 200 OK, at one commit per group
- * instead of one per REGISTER.
+ * csip_store_sqlite_group_commit() go into one database transaction. A server
+ * holds the responses of the group and sends them once the group is
+ * committed, so a binding is still on disk before its 200 OK, at one commit
+ * per group instead of one per REGISTER. An AOR update that rolls back inside
+ * a group (a database error) fails the whole group: its transaction is rolled
+ * back, memory is reloaded from the database for every AOR the group touched,
+ * later updates are refused with CSIP_ERR_STORE and the group's commit
+ * returns CSIP_ERR_STORE (answer 500 to every held response, then open a new
+ * group). A failure is rare (a full or failing disk) and usually hits every
+ * update alike, so the group spares the savepoint each AOR would need.
  * @return 0, CSIP_ERR_INVALID_ARG (a group or an AOR update already open),
  *         CSIP_ERR_STORE.
  */
 CSIP_EXTERN int csip_store_sqlite_group_begin(csip_store_sqlite *s);
 /**
- * Commits the group. On failure nothing of the group is on disk, memory is
+ * Commits the group. On failure (or after a rollback inside the group)
+ * nothing of the group is on disk, memory is
  * made to agree (every AOR it touched is reloaded from the database), and
  * CSIP_ERR_STORE is returned: the held responses must not be sent (answer
  * 500 instead).

@@ -250,6 +250,22 @@ void csip_store_mem_location(csip_store_mem *s, csip_location_store *out)
     };
 }
 
+int csip_store_mem_each_expired(const csip_store_mem *s, int64_t now,
+                                int (*cb)(void *ud, const csip_binding *b), void *ud)
+{
+    if (!s || !cb)
+        return CSIP_ERR_INVALID_ARG;
+    for (size_t k = 0; k < s->nbuckets; k++)
+        for (const mem_aor *a = s->buckets[k]; a; a = a->next)
+            for (size_t i = 0; i < a->n; i++)
+                if (a->b[i].expires_at <= now) {
+                    int rc = cb(ud, &a->b[i]);
+                    if (rc)
+                        return rc;
+                }
+    return 0;
+}
+
 size_t csip_store_mem_sweep(csip_store_mem *s, int64_t now)
 {
     size_t removed = 0;

@@ -21,13 +21,9 @@ enum {
     ST_DEL,
     ST_DEL_ALL,
     ST_SEL_AOR,
-    ST_SWEEP,
     ST_BEGIN,
     ST_COMMIT,
     ST_ROLLBACK,
-    ST_SAVEPOINT,
-    ST_RELEASE,
-    ST_ROLLBACK_TO,
     ST__COUNT
 };
 
@@ -38,13 +34,9 @@ static const char *const st_sql[ST__COUNT] = {
     "DELETE FROM location WHERE aor = ?1",
     "SELECT aor, contact, params, path, call_id, cseq, q, expires_at FROM location"
     " WHERE aor = ?1",
-    "DELETE FROM location WHERE expires_at <= ?1",
     "BEGIN IMMEDIATE",
     "COMMIT",
     "ROLLBACK",
-    "SAVEPOINT aor",
-    "RELEASE aor",
-    "ROLLBACK TO aor",
 };
 
 static const char schema[] =
@@ -52,7 +44,9 @@ static const char schema[] =
     " aor BLOB NOT NULL, contact BLOB NOT NULL, params BLOB, path BLOB,"
     " call_id BLOB NOT NULL, cseq INTEGER NOT NULL, q INTEGER NOT NULL,"
     " expires_at INTEGER NOT NULL, PRIMARY KEY (aor, contact)) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS location_expires ON location (expires_at);";
+    /* no index on expires_at: the sweeper finds expired bindings in memory
+     * and deletes them by key, and a REGISTER spares the index update */
+    "DROP INDEX IF EXISTS location_expires;";
 
 struct csip_store_sqlite {
     const csip_mem *mem;
@@ -63,10 +57,11 @@ struct csip_store_sqlite {
     bool in_txn;
     char *txn_aor; /* the AOR of the open transaction, reloaded on rollback */
     size_t txn_aor_len;
-    /* A group commit: one database transaction around many AOR updates, each
-     * of them a savepoint. The AORs touched are kept to reload them from the
-     * database if the group's commit fails. */
+    /* A group commit: one database transaction around many AOR updates. The
+     * AORs touched are kept to reload them from the database if the group
+     * fails (a rollback inside it, or its commit). */
     bool in_group;
+    bool group_failed;
     char **group_aor;
     size_t *group_aor_len;
     size_t n_group, cap_group;
@@ -188,6 +183,21 @@ static void group_clear(csip_store_sqlite *s)
         csip__free(s->mem, s->group_aor[i]);
     s->n_group = 0;
     s->in_group = false;
+    s->group_failed = false;
+}
+
+/* Rolls back the group's transaction and makes memory agree with the
+ * database for every AOR the group touched; the group stays open, failed. */
+static void group_fail(csip_store_sqlite *s)
+{
+    if (sqlite3_get_autocommit(s->db) == 0)
+        (void)run(s->st[ST_ROLLBACK]);
+    for (size_t i = 0; i < s->n_group; i++) {
+        reload_aor(s, (csip_str){s->group_aor[i], s->group_aor_len[i]});
+        csip__free(s->mem, s->group_aor[i]);
+    }
+    s->n_group = 0;
+    s->group_failed = true;
 }
 
 int csip_store_sqlite_group_begin(csip_store_sqlite *s)
@@ -204,15 +214,13 @@ int csip_store_sqlite_group_commit(csip_store_sqlite *s)
 {
     if (!s || !s->in_group || s->in_txn)
         return CSIP_ERR_INVALID_ARG;
-    if (run(s->st[ST_COMMIT]) == 0) {
+    if (!s->group_failed && run(s->st[ST_COMMIT]) == 0) {
         group_clear(s);
         return 0;
     }
     /* Nothing of the group is on disk: undo it in memory as well. */
-    if (sqlite3_get_autocommit(s->db) == 0)
-        (void)run(s->st[ST_ROLLBACK]);
-    for (size_t i = 0; i < s->n_group; i++)
-        reload_aor(s, (csip_str){s->group_aor[i], s->group_aor_len[i]});
+    if (!s->group_failed)
+        group_fail(s);
     group_clear(s);
     return DB_FAIL;
 }
@@ -227,11 +235,14 @@ static int sq_begin(void *ud, csip_str aor)
     csip_store_sqlite *s = ud;
     if (s->in_txn)
         return CSIP_ERR_INVALID_ARG;
+    if (s->group_failed)
+        return DB_FAIL;
     char *copy = csip__malloc(s->mem, aor.len ? aor.len : 1);
     if (!copy)
         return CSIP_ERR_NOMEM;
     memcpy(copy, aor.p, aor.len);
-    if (run(s->st[s->in_group ? ST_SAVEPOINT : ST_BEGIN]) != 0) {
+    /* inside a group, the group's transaction holds the update */
+    if (!s->in_group && run(s->st[ST_BEGIN]) != 0) {
         csip__free(s->mem, copy);
         return DB_FAIL;
     }
@@ -267,8 +278,6 @@ static int sq_commit(void *ud)
             s->group_aor_len = l;
             s->cap_group = cap;
         }
-        if (run(s->st[ST_RELEASE]) != 0)
-            return DB_FAIL;
         s->group_aor[s->n_group] = s->txn_aor;
         s->group_aor_len[s->n_group++] = s->txn_aor_len;
         s->txn_aor = NULL;
@@ -289,8 +298,8 @@ static void sq_rollback(void *ud)
     if (!s->in_txn)
         return;
     if (s->in_group) {
-        (void)run(s->st[ST_ROLLBACK_TO]);
-        (void)run(s->st[ST_RELEASE]);
+        /* no savepoint per AOR: the whole group goes (see store.h) */
+        group_fail(s);
     } else if (sqlite3_get_autocommit(s->db) == 0) {
         (void)run(s->st[ST_ROLLBACK]);
     }
@@ -391,13 +400,32 @@ void csip_store_sqlite_location(csip_store_sqlite *s, csip_location_store *out)
     };
 }
 
+static int sweep_one(void *ud, const csip_binding *b)
+{
+    csip_store_sqlite *s = ud;
+    sqlite3_stmt *st = s->st[ST_DEL];
+    bind_str(st, 1, b->aor);
+    bind_str(st, 2, b->contact);
+    return run(st);
+}
+
 int csip_store_sqlite_sweep(csip_store_sqlite *s, int64_t now, size_t *removed)
 {
-    sqlite3_stmt *st = s->st[ST_SWEEP];
-    sqlite3_bind_int64(st, 1, now);
-    int rc = run(st);
-    if (rc)
+    if (!s || s->in_group || s->in_txn)
+        return CSIP_ERR_INVALID_ARG;
+    /* The expired bindings are found in memory (which holds every row) and
+     * deleted by key, all in one transaction; memory drops them once it is
+     * committed. */
+    if (run(s->st[ST_BEGIN]) != 0)
+        return DB_FAIL;
+    int rc = csip_store_mem_each_expired(s->m, now, sweep_one, s);
+    if (rc == 0 && run(s->st[ST_COMMIT]) != 0)
+        rc = DB_FAIL;
+    if (rc) {
+        if (sqlite3_get_autocommit(s->db) == 0)
+            (void)run(s->st[ST_ROLLBACK]);
         return rc;
+    }
     size_t n = csip_store_mem_sweep(s->m, now);
     if (removed)
         *removed = n;
