@@ -343,9 +343,9 @@ int csip_auth_server_new(const csip_mem *mem, const uint8_t *key, size_t key_len
         ipad[i] ^= key[i];
         opad[i] ^= key[i];
     }
-    int ok = EVP_DigestInit_ex(s->hmac_in, EVP_sha256(), NULL) == 1 &&
+    int ok = EVP_DigestInit_ex(s->hmac_in, csip__auth_md(CSIP_AUTH_ALG_SHA256), NULL) == 1 &&
              EVP_DigestUpdate(s->hmac_in, ipad, sizeof ipad) == 1 &&
-             EVP_DigestInit_ex(s->hmac_out, EVP_sha256(), NULL) == 1 &&
+             EVP_DigestInit_ex(s->hmac_out, csip__auth_md(CSIP_AUTH_ALG_SHA256), NULL) == 1 &&
              EVP_DigestUpdate(s->hmac_out, opad, sizeof opad) == 1;
     OPENSSL_cleanse(ipad, sizeof ipad);
     OPENSSL_cleanse(opad, sizeof opad);

@@ -181,4 +181,19 @@ bool csip__ipv6_parse(const char *p, size_t n, uint8_t out[16]);
 /* Trims SP/HT/CR/LF from both ends of a view. */
 csip_str csip__trim(csip_str s);
 
+/* Writes v in decimal at out, without a NUL (at most 20 octets), and returns
+ * the number of octets written. Locale-free, unlike snprintf("%u"). */
+static inline size_t csip__fmt_u64(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
 #endif

@@ -146,9 +146,8 @@ int csip_msg_set_ruri(csip_msg *m, csip_str uri)
 
 int csip_msg_set_max_forwards(csip_msg *m, uint32_t value)
 {
-    char buf[16];
-    int n = snprintf(buf, sizeof buf, "%u", value);
-    csip_str v = {buf, (size_t)n};
+    char buf[20];
+    csip_str v = {buf, csip__fmt_u64(buf, value)};
     const csip_hdr *h = csip_msg_hdr_find(m, CSIP_HDR_MAX_FORWARDS);
     if (h)
         return csip_msg_hdr_set(m, (size_t)((const msg_hdr *)h - m->hdrs), v);
@@ -199,9 +198,8 @@ static void put_s(out *o, csip_str s)
 
 static void put_u32(out *o, uint32_t v)
 {
-    char b[16];
-    int n = snprintf(b, sizeof b, "%u", v);
-    put(o, b, (size_t)n);
+    char b[20];
+    put(o, b, csip__fmt_u64(b, v));
 }
 
 int csip_msg_print(const csip_msg *m, char *buf, size_t cap)
@@ -295,10 +293,10 @@ int csip_response_for(const csip_msg *req, int code, const char *reason, csip_st
     size_t len = 0;
     for (int pass = 0; pass < 2; pass++) {
         out o = {buf, len, 0};
-        char st[8];
-        int n = snprintf(st, sizeof st, "%d", code);
+        char st[20];
+        size_t n = csip__fmt_u64(st, (uint64_t)code); /* 100..699, checked above */
         put(&o, "SIP/2.0 ", 8);
-        put(&o, st, (size_t)n);
+        put(&o, st, n);
         put(&o, " ", 1);
         put(&o, reason, strlen(reason));
         put(&o, "\r\n", 2);

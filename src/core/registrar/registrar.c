@@ -254,8 +254,28 @@ static void format_date(int64_t t, char out[32])
     int64_t m = mp < 10 ? mp + 3 : mp - 9;
     if (m <= 2)
         y++;
-    snprintf(out, 32, "%s, %02d %s %04d %02d:%02d:%02d GMT", wk[wd], (int)d, mon[m - 1], (int)y,
-             (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60));
+    /* "Www, DD Mmm YYYY HH:MM:SS GMT" (RFC 1123 as RFC 3261 §20.17 wants) */
+    int f[4] = {(int)d, (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60)};
+    char *o = out;
+    memcpy(o, wk[wd], 3);
+    o += 3;
+    *o++ = ',';
+    *o++ = ' ';
+    *o++ = (char)('0' + f[0] / 10);
+    *o++ = (char)('0' + f[0] % 10);
+    *o++ = ' ';
+    memcpy(o, mon[m - 1], 3);
+    o += 3;
+    *o++ = ' ';
+    if (y < 1000 || y > 9999)
+        y = 9999; /* four digits, as the format asks (not reached before 10000) */
+    o += csip__fmt_u64(o, (uint64_t)y);
+    for (int i = 1; i < 4; i++) {
+        *o++ = i == 1 ? ' ' : ':';
+        *o++ = (char)('0' + f[i] / 10);
+        *o++ = (char)('0' + f[i] % 10);
+    }
+    memcpy(o, " GMT", 5);
 }
 
 static bool has_supported_path(const csip_msg *req)
@@ -354,8 +374,9 @@ static int build_ok(csip_registrar *r, const csip_msg *req, const reg_entry *ws,
             memcpy(v + k, b->params.p, b->params.len);
             k += b->params.len;
         }
-        int w = snprintf(v + k, cap - k, ";expires=%lld", (long long)(b->expires_at - now));
-        k += (size_t)w;
+        memcpy(v + k, ";expires=", 9);
+        k += 9;
+        k += csip__fmt_u64(v + k, (uint64_t)(b->expires_at - now));
         rc = csip_msg_hdr_add(resp, CSIP_HDR_CONTACT, (csip_str){v, k}, false);
     }
     if (rc == 0 && path.len && has_supported_path(req))

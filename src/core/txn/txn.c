@@ -335,8 +335,8 @@ static int build_ack(csip_txn *t, const csip_msg *resp)
     const csip_cseq *cseq = NULL;
     if (!from || !cid || !to || csip_msg_cseq(req, &cseq) != 0)
         return CSIP_ERR_INVALID_ARG;
-    char num[16];
-    int nn = snprintf(num, sizeof num, "%" PRIu32, cseq->number);
+    char num[20];
+    size_t nn = csip__fmt_u64(num, cseq->number);
     wbuf w = {NULL, 0, 0};
     for (int pass = 0; pass < 2; pass++) {
         w.len = 0;
