@@ -41,6 +41,7 @@ typedef struct peer {
     csip_txn *held;
     /* client side */
     int n_final;
+    int n_ok; /* finals with a 2xx */
     int status;
     char reason[128];
     bool synthesized; /* the final response came with no message */
@@ -79,6 +80,7 @@ static void on_response(csip_txn_layer *layer, csip_txn *ct, const csip_msg *res
     if (status < 200)
         return;
     p->n_final++;
+    p->n_ok += status >= 200 && status < 300;
     p->status = status;
     p->synthesized = resp == NULL;
     p->reason[0] = 0;
@@ -777,6 +779,44 @@ static void test_tcp_refused(void)
     loop_end(&cli, NULL);
 }
 
+/* UDP datagrams of one loop iteration leave together (sendmmsg): a burst of
+ * more requests than one batch holds, and their responses, all arrive. */
+static void test_udp_burst(void)
+{
+    loop_begin();
+    const char *ls[] = {"udp:127.0.0.1:0", NULL};
+    peer srv, cli;
+    ASSERT_OK(peer_new(&srv, ls, NULL));
+    ASSERT_OK(peer_new(&cli, ls, NULL));
+    csip_addr dst = addr_of(CSIP_TP_UDP, csip_endpoint_local(srv.ep, 0)->port);
+    enum { N = 300 }; /* several batches, sent from one callback */
+    for (int i = 0; i < N; i++)
+        ASSERT_OK(send_options(&cli, &dst, "sip:srv@127.0.0.1", i % 3 ? 0 : 600));
+    EXPECT_WAIT(cli.n_final == N, 5000);
+    EXPECT_EQ(cli.n_ok, N);
+    EXPECT_EQ(srv.n_req, N);
+    csip_txn_stats st;
+    csip_txn_layer_stats(csip_endpoint_txn(cli.ep), &st);
+    EXPECT_EQ(st.retransmitted, 0); /* none lost on the way: no Timer E retransmission */
+    loop_end(&srv, &cli);
+}
+
+/* A datagram the kernel refuses when the batch leaves (port 0: EINVAL) ends
+ * its client transaction with a 503 of our own, as a failed connection does. */
+static void test_udp_refused(void)
+{
+    loop_begin();
+    const char *ls[] = {"udp:127.0.0.1:0", NULL};
+    peer cli;
+    ASSERT_OK(peer_new(&cli, ls, NULL));
+    csip_addr dst = addr_of(CSIP_TP_UDP, 0);
+    ASSERT_OK(send_options(&cli, &dst, "sip:nobody@127.0.0.1", 0));
+    EXPECT_WAIT(cli.n_final == 1, 3000);
+    EXPECT_EQ(cli.status, 503);
+    EXPECT_TRUE(strstr(cli.reason, "UDP send failed") != NULL);
+    loop_end(&cli, NULL);
+}
+
 /* The uv timer drives Timer E and F: 408 after 64*T1. */
 static void test_timer_f(void)
 {
@@ -1006,6 +1046,8 @@ int main(int argc, char **argv)
         CHECK_TEST(test_tcp_refused),
         CHECK_TEST(test_timer_f),
         CHECK_TEST(test_late_failure_not_stray),
+        CHECK_TEST(test_udp_burst),
+        CHECK_TEST(test_udp_refused),
         CHECK_TEST(test_free_busy),
         CHECK_TEST(test_tls_name_ok),
         CHECK_TEST(test_tls_ip_ok),

@@ -3,9 +3,12 @@
  * callback, and the messages whose connection failed (include/csip/net.h,
  * docs/internals/net.md). Stream connections live in conn.c, TLS in tls.c.
  */
+#define _GNU_SOURCE /* sendmmsg */
 #include "net/net_int.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* ------------------------------------------------------------------------- */
 /* Addresses */
@@ -117,6 +120,8 @@ void csip__net_handle_closed(csip_endpoint *ep)
     csip__free(mem, ep->hid);
     csip__free(mem, ep->haddr);
     csip__free(mem, ep->rbuf);
+    csip__free(mem, ep->mbuf);
+    csip__free(mem, ep->batch);
     csip__free(mem, ep->pbuf);
     csip__free(mem, ep->tls_ca_file);
     csip__free(mem, ep->tls_cert_file);
@@ -142,8 +147,9 @@ static void udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     net_listener *l = h->data;
-    buf->base = l->ep->rbuf;
-    buf->len = NET_RBUF;
+    /* room for NET_MMSG datagrams: libuv reads them with one recvmmsg() */
+    buf->base = l->ep->mbuf;
+    buf->len = (size_t)NET_MMSG * NET_RBUF;
 }
 
 static void udp_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struct sockaddr *sa,
@@ -171,6 +177,104 @@ static void udp_sent(uv_udp_send_t *req, int status)
     csip__free(r->mem, r);
 }
 
+/* Queues a copy of a datagram on the socket's libuv send queue (the socket
+ * would block, or earlier datagrams wait there already). */
+static int udp_queue(csip_endpoint *ep, net_listener *l, const struct sockaddr_storage *ss,
+                     const void *data, size_t len)
+{
+    udp_req *q = csip__malloc(ep->mem, sizeof *q + len);
+    if (!q)
+        return CSIP_ERR_NOMEM;
+    q->mem = ep->mem;
+    memcpy(q->data, data, len);
+    uv_buf_t b = uv_buf_init(q->data, (unsigned)len);
+    int r = uv_udp_send(&q->req, &l->u.udp, &b, 1, (const struct sockaddr *)ss, udp_sent);
+    if (r < 0) {
+        csip__free(ep->mem, q);
+        return uv_to_csip(r);
+    }
+    return 0;
+}
+
+/*
+ * The batch: the datagrams sent during one loop iteration (the responses of a
+ * group commit, those of a burst of requests read together) leave in one
+ * sendmmsg() per socket from the prepare callback, before the loop polls
+ * again. One system call instead of one each, and the receiver, woken by the
+ * first, finds the others already queued. A datagram the kernel refuses is
+ * handled as a failed send of a connection is (a 503 for a request).
+ */
+typedef struct udp_batch {
+    size_t n, bytes;
+    net_listener *ls[NET_BATCH];
+    csip_addr dst[NET_BATCH];
+    struct sockaddr_storage ss[NET_BATCH];
+    struct iovec iov[NET_BATCH];
+    struct mmsghdr mm[NET_BATCH];
+    char data[NET_BATCH_BYTES];
+} udp_batch;
+
+/* A datagram the kernel refused: reported as a failed send (net_out). */
+static void udp_failed(csip_endpoint *ep, const csip_addr *dst, const void *data, size_t len,
+                       int err)
+{
+    net_out *o = csip__malloc(ep->mem, sizeof *o + len);
+    if (!o)
+        return;
+    memset(o, 0, sizeof *o);
+    o->remote = *dst;
+    o->uv_err = -err;
+    snprintf(o->reason, sizeof o->reason, "UDP send failed: %s", strerror(err));
+    o->len = len;
+    memcpy(o->data, data, len);
+    csip__net_fail_later(ep, o);
+}
+
+/* Sends what the batch holds: sendmmsg() per run of datagrams on one socket;
+ * what would block goes to libuv's queue. */
+static void udp_flush(csip_endpoint *ep)
+{
+    udp_batch *b = ep->batch;
+    if (!b || b->n == 0)
+        return;
+    size_t i = 0;
+    while (i < b->n) {
+        net_listener *l = b->ls[i];
+        size_t j = i + 1;
+        while (j < b->n && b->ls[j] == l)
+            j++;
+        int fd = -1;
+        if (uv_fileno((uv_handle_t *)&l->u.udp, &fd) != 0)
+            fd = -1;
+        while (i < j) {
+            int sent = -1;
+            /* datagrams queued by libuv go first, in order, after them */
+            if (fd >= 0 && uv_udp_get_send_queue_count(&l->u.udp) == 0) {
+                do
+                    sent = sendmmsg(fd, b->mm + i, (unsigned)(j - i), MSG_DONTWAIT);
+                while (sent < 0 && errno == EINTR);
+            }
+            if (sent > 0) {
+                i += (size_t)sent;
+                continue;
+            }
+            int err = sent < 0 ? errno : EAGAIN;
+            if (fd < 0 || err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) {
+                for (; i < j; i++)
+                    if (udp_queue(ep, l, &b->ss[i], b->iov[i].iov_base, b->iov[i].iov_len) != 0)
+                        udp_failed(ep, &b->dst[i], b->iov[i].iov_base, b->iov[i].iov_len,
+                                   ENOMEM);
+            } else {
+                /* the first datagram was refused (unreachable, too large …) */
+                udp_failed(ep, &b->dst[i], b->iov[i].iov_base, b->iov[i].iov_len, err);
+                i++;
+            }
+        }
+    }
+    b->n = 0;
+    b->bytes = 0;
+}
+
 static int udp_send(csip_endpoint *ep, const csip_addr *dst, const void *data, size_t len)
 {
     net_listener *l = NULL;
@@ -179,26 +283,35 @@ static int udp_send(csip_endpoint *ep, const csip_addr *dst, const void *data, s
             l = &ep->ls[i];
     if (!l)
         return CSIP_ERR_TRANSPORT; /* no UDP socket of that family */
-    struct sockaddr_storage ss;
-    csip__net_to_sockaddr(dst, &ss);
-    uv_buf_t b = uv_buf_init((char *)(uintptr_t)data, (unsigned)len);
-    int r = uv_udp_try_send(&l->u.udp, &b, 1, (const struct sockaddr *)&ss);
-    if (r >= 0)
-        return 0;
-    if (r != UV_EAGAIN)
-        return uv_to_csip(r);
-    /* The socket's queue is busy: queue a copy. */
-    udp_req *q = csip__malloc(ep->mem, sizeof *q + len);
-    if (!q)
-        return CSIP_ERR_NOMEM;
-    q->mem = ep->mem;
-    memcpy(q->data, data, len);
-    b = uv_buf_init(q->data, (unsigned)len);
-    r = uv_udp_send(&q->req, &l->u.udp, &b, 1, (const struct sockaddr *)&ss, udp_sent);
-    if (r < 0) {
-        csip__free(ep->mem, q);
-        return uv_to_csip(r);
+    udp_batch *b = ep->batch;
+    if (len > NET_BATCH_BYTES) {
+        struct sockaddr_storage ss;
+        csip__net_to_sockaddr(dst, &ss);
+        uv_buf_t ub = uv_buf_init((char *)(uintptr_t)data, (unsigned)len);
+        int r = uv_udp_try_send(&l->u.udp, &ub, 1, (const struct sockaddr *)&ss);
+        if (r >= 0)
+            return 0;
+        if (r != UV_EAGAIN)
+            return uv_to_csip(r);
+        return udp_queue(ep, l, &ss, data, len);
     }
+    if (b->n == NET_BATCH || b->bytes + len > NET_BATCH_BYTES)
+        udp_flush(ep);
+    size_t i = b->n++;
+    char *p = b->data + b->bytes;
+    memcpy(p, data, len);
+    b->bytes += len;
+    b->ls[i] = l;
+    b->dst[i] = *dst;
+    csip__net_to_sockaddr(dst, &b->ss[i]);
+    b->iov[i] = (struct iovec){p, len};
+    b->mm[i] = (struct mmsghdr){
+        .msg_hdr = {.msg_name = &b->ss[i],
+                    .msg_namelen = dst->family == 6 ? sizeof(struct sockaddr_in6)
+                                                    : sizeof(struct sockaddr_in),
+                    .msg_iov = &b->iov[i],
+                    .msg_iovlen = 1},
+    };
     return 0;
 }
 
@@ -398,7 +511,13 @@ static void on_prepare(uv_prepare_t *p)
     csip_endpoint *ep = p->data;
     if (ep->freeing)
         return;
-    handle_failed(ep);
+    /* the iteration's datagrams leave; what failed is handled (which may send
+     * again: a 503 reaches the TU, which may answer or retry) */
+    for (int k = 0; k < 8 && (ep->batch->n || ep->failed); k++) {
+        udp_flush(ep);
+        handle_failed(ep);
+    }
+    udp_flush(ep); /* never poll with datagrams waiting (failures wait a round) */
     uint64_t due = csip_txn_layer_next_expiry(ep->txn);
     if (due == ep->timer_due)
         return;
@@ -432,7 +551,8 @@ static int open_listener(csip_endpoint *ep, net_listener *l, const csip_addr *a)
     l->ep = ep;
     l->kind = a->transport == CSIP_TP_UDP ? LS_UDP : a->transport == CSIP_TP_TCP ? LS_TCP : LS_TLS;
     if (l->kind == LS_UDP) {
-        r = uv_udp_init(ep->loop, &l->u.udp);
+        r = uv_udp_init_ex(ep->loop, &l->u.udp,
+                           (a->family == 6 ? AF_INET6 : AF_INET) | UV_UDP_RECVMMSG);
         if (r < 0)
             return uv_to_csip(r);
         l->init = true;
@@ -530,6 +650,10 @@ int csip_endpoint_new(uv_loop_t *loop, const csip_endpoint_opts *opts, const csi
     ep->tls_cert_file = dup_str(mem, opts->tls_cert_file, &fail);
     ep->tls_key_file = dup_str(mem, opts->tls_key_file, &fail);
     ep->rbuf = csip__malloc(mem, NET_RBUF);
+    ep->mbuf = csip__malloc(mem, (size_t)NET_MMSG * NET_RBUF);
+    ep->batch = csip__malloc(mem, sizeof *ep->batch);
+    if (ep->batch)
+        ep->batch->n = ep->batch->bytes = 0;
     ep->pbuf = csip__malloc(mem, NET_RBUF);
     ep->ls = csip__malloc(mem, (n_ls ? n_ls : 1) * sizeof *ep->ls);
     size_t nb = 64;
@@ -542,7 +666,8 @@ int csip_endpoint_new(uv_loop_t *loop, const csip_endpoint_opts *opts, const csi
         memset(ep->hid, 0, nb * sizeof *ep->hid);
     if (ep->haddr)
         memset(ep->haddr, 0, nb * sizeof *ep->haddr);
-    if (fail || !ep->rbuf || !ep->pbuf || !ep->ls || !ep->hid || !ep->haddr) {
+    if (fail || !ep->rbuf || !ep->mbuf || !ep->batch || !ep->pbuf || !ep->ls || !ep->hid ||
+        !ep->haddr) {
         ep->freeing = true;
         ep->handles = 1;
         csip__net_handle_closed(ep);
@@ -587,6 +712,7 @@ void csip_endpoint_free(csip_endpoint *ep)
     /* Transactions end first (their callbacks may still look at the endpoint);
      * their sends fail from now on. */
     csip_txn_layer *txn = ep->txn;
+    udp_flush(ep); /* what the last iteration sent still leaves */
     ep->freeing = true;
     csip_txn_layer_free(txn);
     ep->txn = NULL;

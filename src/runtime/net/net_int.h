@@ -36,6 +36,14 @@
 #define NET_MTU_MARGIN 200u
 /* Receive scratch buffer: the largest UDP datagram, and one read of a stream. */
 #define NET_RBUF 65536u
+/* UDP reads take up to this many datagrams in one recvmmsg() (a buffer of
+ * NET_RBUF each). */
+#define NET_MMSG 16u
+/* UDP sends of one loop iteration wait in a batch and leave in one
+ * sendmmsg() before the loop polls again: at most this many datagrams and
+ * NET_BATCH_BYTES octets, a fuller batch leaves at once. */
+#define NET_BATCH 64u
+#define NET_BATCH_BYTES (256u * 1024u)
 
 /* A message waiting for its connection (connect, TLS handshake), or one that
  * a failed connection could not send (then handled from the prepare callback:
@@ -128,7 +136,9 @@ struct csip_endpoint {
     char *tls_ca_file, *tls_cert_file, *tls_key_file; /* copies, for the lazy client context */
     csip_limits limits;
 
-    char *rbuf; /* NET_RBUF bytes: UDP datagrams, stream reads */
+    char *rbuf; /* NET_RBUF bytes: stream reads */
+    char *mbuf; /* NET_MMSG * NET_RBUF bytes: UDP datagrams (recvmmsg) */
+    struct udp_batch *batch; /* UDP sends waiting for the end of the loop iteration */
     char *pbuf; /* NET_RBUF bytes: TLS plaintext */
 
     unsigned handles; /* handles not yet closed; the endpoint is freed at 0 once freeing */
