@@ -207,13 +207,30 @@ static const char *scan_host(const char *p, const char *end, csip_str *host, csi
                 return q;
             }
         }
-        p = csip__span(p, end, CSIP_C_HOST);
-        if (p == s || *s == '.' || *s == '-' || p[-1] == '-')
-            return NULL;
+        const char *top;
+#if defined(CSIP__HOST_RUN)
+        size_t n;
+        uint64_t dots, dashes;
+        if (csip__host_run(p, end, &n, &dots, &dashes)) {
+            const uint64_t last = n ? (uint64_t)1 << (n - 1) : 0;
+            if (n == 0 || ((dots | dashes) & 1) || (dashes & last))
+                return NULL;
+            /* the top label starts after the last dot (a trailing dot aside) */
+            const uint64_t d = dots & ~last;
+            p += n;
+            top = s + (d ? (size_t)(64 - __builtin_clzll(d)) : 0);
+        } else
+#endif
+        {
+            p = csip__span(p, end, CSIP_C_HOST);
+            if (p == s || *s == '.' || *s == '-' || p[-1] == '-')
+                return NULL;
+            const char *last = p[-1] == '.' ? p - 1 : p;
+            top = last;
+            while (top > s && top[-1] != '.')
+                top--;
+        }
         /* A host name's last label starts with a letter; otherwise it is an IPv4 address. */
-        const char *last = p[-1] == '.' ? p - 1 : p, *top = last;
-        while (top > s && top[-1] != '.')
-            top--;
         if (IS(*top, CSIP_C_ALPHA)) {
             *type = CSIP_HOST_NAME;
         } else {

@@ -102,6 +102,31 @@ static const char *scan_hostname(const char *p, const char *end, csip_host_type 
             return q;
         }
     }
+#if defined(CSIP__HOST_RUN)
+    size_t n;
+    uint64_t dots, dashes;
+    if (csip__host_run(p, end, &n, &dots, &dashes)) {
+        /* the rules of the loop below on the masks: no label starts with '-'
+         * or is empty, none ends with '-' (before a dot or at the end) */
+        if (n == 0)
+            return NULL;
+        const uint64_t starts = (dots << 1) | 1, last = (uint64_t)1 << (n - 1);
+        if ((dashes & starts) || (dots & starts) || (dots & (dashes << 1)) || (dashes & last))
+            return NULL;
+        /* the top label starts after the last dot (a trailing dot aside) */
+        const uint64_t d = dots & ~last;
+        const size_t t = d ? (size_t)(64 - __builtin_clzll(d)) : 0;
+        if (csip__is((unsigned char)p[t], CSIP_C_ALPHA)) {
+            *type = CSIP_HOST_NAME;
+            return p + n;
+        }
+        uint8_t a[4];
+        if (!csip__ipv4_parse(p, n, a))
+            return NULL;
+        *type = CSIP_HOST_IPV4;
+        return p + n;
+    }
+#endif
     for (;;) {
         p = csip__span(p, end, CSIP_C_ALPHA | CSIP_C_DIGIT);
         if (p < end && *p == '-') {
