@@ -1086,7 +1086,106 @@ static const struct {
 };
 #undef ONE
 
-int csip__hdr_typed(const csip_msg *cm, uint32_t i)
+/* Stores a parse result in the line's cache; CSIP_ERR_NOMEM is not cached (a
+ * later call may succeed). set_ptr: the value is an array in the arena. */
+static inline int cache_put(msg_hdr *h, int rc, bool set_ptr, void *obj, uint32_t n)
+{
+    if (rc == CSIP_ERR_NOMEM)
+        return rc;
+    if (rc < 0) {
+        h->cstate = CACHE_ERR;
+        h->c.err = rc;
+        return rc;
+    }
+    if (set_ptr)
+        h->c.ptr = obj;
+    h->cn = n;
+    h->cstate = CACHE_OK;
+    return 0;
+}
+
+/*
+ * One parser per kind of value, each a function of its own: the dispatch in
+ * csip__hdr_typed() then jumps to the one it needs, and each sets up only the
+ * frame that its kind needs (inlined together, every call paid for the
+ * largest).
+ */
+#if defined(__GNUC__)
+#define TYPED_FN static __attribute__((noinline)) int
+#else
+#define TYPED_FN static int
+#endif
+
+TYPED_FN typed_via(csip_msg *m, msg_hdr *h)
+{
+    csip_str v = h->h.value;
+    void *obj = NULL;
+    uint32_t n = 1;
+    int rc = v.len ? parse_list(m, v, via_one, 0, sizeof(csip_via), m->lim.max_via, &obj, &n)
+                   : CSIP_ERR_PARSE_HEADER_VALUE;
+    if (rc == CSIP_ERR_LIMIT_VALUES)
+        rc = CSIP_ERR_LIMIT_VIA;
+    return cache_put(h, rc, true, obj, n);
+}
+
+TYPED_FN typed_nameaddr(csip_msg *m, msg_hdr *h)
+{
+    /* one value (no list flag: the parser wants the end after it) */
+    csip_str v = h->h.value;
+    void *obj = NULL;
+    int rc;
+    if (!v.len) {
+        rc = CSIP_ERR_PARSE_HEADER_VALUE;
+    } else {
+        obj = csip__arena_alloc(&m->arena, sizeof(csip_nameaddr));
+        rc = obj ? csip_nameaddr_parse(&v, 0, obj) : CSIP_ERR_NOMEM;
+    }
+    return cache_put(h, rc, true, obj, 1);
+}
+
+TYPED_FN typed_nameaddr_list(csip_msg *m, msg_hdr *h, unsigned f)
+{
+    csip_str v = h->h.value;
+    void *obj = NULL;
+    uint32_t n = 1;
+    int rc = v.len ? parse_list(m, v, nameaddr_one, f, sizeof(csip_nameaddr), m->lim.max_values,
+                                &obj, &n)
+                   : CSIP_ERR_PARSE_HEADER_VALUE;
+    return cache_put(h, rc, true, obj, n);
+}
+
+TYPED_FN typed_tokens(csip_msg *m, msg_hdr *h)
+{
+    void *obj = NULL;
+    uint32_t n = 1;
+    int rc = parse_list(m, h->h.value, token_one, 0, sizeof(csip_str), m->lim.max_values, &obj, &n);
+    return cache_put(h, rc, true, obj, n);
+}
+
+TYPED_FN typed_call_id(msg_hdr *h)
+{
+    int rc = parse_call_id(h->h.value);
+    h->c.str = h->h.value;
+    return cache_put(h, rc, false, NULL, 1);
+}
+
+TYPED_FN typed_u32(msg_hdr *h, bool seconds)
+{
+    int rc = parse_u32(h->h.value, &h->c.u32, seconds);
+    return cache_put(h, rc, false, NULL, 1);
+}
+
+TYPED_FN typed_one(csip_msg *m, msg_hdr *h, vkind k)
+{
+    /* one value in one struct: the table says how big and who parses it */
+    void *obj = csip__arena_alloc(&m->arena, one_kinds[k].size);
+    int rc = obj ? one_kinds[k].parse(h->h.value, obj) : CSIP_ERR_NOMEM;
+    return cache_put(h, rc, true, obj, 1);
+}
+
+/* csip__hdr_typed() for a line whose kind k the caller knows: inlined with a
+ * constant k, the dispatch is a direct call. */
+static inline int typed_known(const csip_msg *cm, uint32_t i, vkind k)
 {
     csip_msg *m = (csip_msg *)cm; /* the cache is invisible to callers */
     msg_hdr *h = &m->hdrs[i];
@@ -1094,69 +1193,35 @@ int csip__hdr_typed(const csip_msg *cm, uint32_t i)
         return 0;
     if (h->cstate == CACHE_ERR)
         return h->c.err;
-    csip_str v = h->h.value;
-    int rc = 0;
-    void *obj = NULL;
-    uint32_t n = 1;
-    vkind k = kind_of((csip_hdr_id)h->h.id);
-    if (k == VK_NONE)
-        return 0; /* nothing typed: nothing to parse, nothing to cache */
     switch (k) {
+    case VK_NONE:
+        return 0; /* nothing typed: nothing to parse, nothing to cache */
     case VK_VIA:
-        rc = v.len ? parse_list(m, v, via_one, 0, sizeof(csip_via), m->lim.max_via, &obj, &n)
-                   : CSIP_ERR_PARSE_HEADER_VALUE;
-        if (rc == CSIP_ERR_LIMIT_VALUES)
-            rc = CSIP_ERR_LIMIT_VIA;
-        break;
+        return typed_via(m, h);
     case VK_NAMEADDR:
-        /* one value (no list flag: the parser wants the end after it) */
-        if (!v.len) {
-            rc = CSIP_ERR_PARSE_HEADER_VALUE;
-            break;
-        }
-        obj = csip__arena_alloc(&m->arena, sizeof(csip_nameaddr));
-        rc = obj ? csip_nameaddr_parse(&v, 0, obj) : CSIP_ERR_NOMEM;
-        break;
+        return typed_nameaddr(m, h);
     case VK_NAMEADDR_LIST:
+        return typed_nameaddr_list(m, h, CSIP_NAMEADDR_LIST);
     case VK_ROUTE_LIST:
-    case VK_CONTACT: {
-        unsigned f = k == VK_NAMEADDR_LIST ? CSIP_NAMEADDR_LIST
-                     : k == VK_ROUTE_LIST    ? CSIP_NAMEADDR_LIST | CSIP_NAMEADDR_NEED_ANGLE
-                                             : CSIP_NAMEADDR_LIST | CSIP_NAMEADDR_STAR;
-        rc = v.len ? parse_list(m, v, nameaddr_one, f, sizeof(csip_nameaddr), m->lim.max_values,
-                                &obj, &n)
-                   : CSIP_ERR_PARSE_HEADER_VALUE;
-        break;
-    }
+        return typed_nameaddr_list(m, h, CSIP_NAMEADDR_LIST | CSIP_NAMEADDR_NEED_ANGLE);
+    case VK_CONTACT:
+        return typed_nameaddr_list(m, h, CSIP_NAMEADDR_LIST | CSIP_NAMEADDR_STAR);
     case VK_TOKENS:
-        rc = parse_list(m, v, token_one, 0, sizeof(csip_str), m->lim.max_values, &obj, &n);
-        break;
+        return typed_tokens(m, h);
     case VK_CALL_ID:
-        rc = parse_call_id(v);
-        h->c.str = v;
-        break;
+        return typed_call_id(h);
     case VK_U32:
+        return typed_u32(h, false);
     case VK_SECONDS:
-        rc = parse_u32(v, &h->c.u32, k == VK_SECONDS);
-        break;
+        return typed_u32(h, true);
     default:
-        /* one value in one struct: the table says how big and who parses it */
-        obj = csip__arena_alloc(&m->arena, one_kinds[k].size);
-        rc = obj ? one_kinds[k].parse(v, obj) : CSIP_ERR_NOMEM;
-        break;
+        return typed_one(m, h, k);
     }
-    if (rc == CSIP_ERR_NOMEM)
-        return rc; /* not cached: a later call may succeed */
-    if (rc < 0) {
-        h->cstate = CACHE_ERR;
-        h->c.err = rc;
-        return rc;
-    }
-    if (k != VK_CALL_ID && k != VK_U32 && k != VK_SECONDS)
-        h->c.ptr = obj;
-    h->cn = n;
-    h->cstate = CACHE_OK;
-    return 0;
+}
+
+int csip__hdr_typed(const csip_msg *m, uint32_t i)
+{
+    return typed_known(m, i, kind_of((csip_hdr_id)m->hdrs[i].h.id));
 }
 
 /* The first live line with this id, or MSG_NONE. */
@@ -1177,12 +1242,12 @@ static uint16_t next_line(const csip_msg *m, uint16_t i)
 }
 
 /* Typed value of the first line of a single-valued header. */
-static int single(const csip_msg *m, csip_hdr_id id, const msg_hdr **out)
+static inline int single(const csip_msg *m, csip_hdr_id id, const msg_hdr **out)
 {
     uint16_t i = first_line(m, id);
     if (i == MSG_NONE)
         return CSIP_ERR_NOT_FOUND;
-    int rc = csip__hdr_typed(m, i);
+    int rc = typed_known(m, i, kind_of(id));
     if (rc < 0)
         return rc;
     *out = &m->hdrs[i];
@@ -1193,7 +1258,7 @@ int csip_msg_via(const csip_msg *m, size_t idx, const csip_via **out)
 {
     size_t total = 0;
     for (uint16_t i = first_line(m, CSIP_HDR_VIA); i != MSG_NONE; i = next_line(m, i)) {
-        int rc = csip__hdr_typed(m, i);
+        int rc = typed_known(m, i, VK_VIA);
         if (rc < 0)
             return rc;
         const msg_hdr *h = &m->hdrs[i];
