@@ -298,6 +298,16 @@ static int msg_split(csip_msg *m, csip_parse_error *err)
                 blk = ns + 48;
                 lmask = (unsigned)_mm_movemask_epi8(
                     _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)blk), lf));
+                /* a longer line: 32 octets a step up to 256 */
+                while (!lmask && blk < ns + 224 && end - blk >= 48) {
+                    const __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(blk + 16));
+                    const __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(blk + 32));
+                    lmask = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(a, lf)) |
+                            (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(b, lf)) << 16;
+                    blk += 16;
+                    if (!lmask)
+                        blk += 16;
+                }
             }
             if (lmask)
                 nl = blk + __builtin_ctz(lmask);
@@ -333,7 +343,8 @@ static int msg_split(csip_msg *m, csip_parse_error *err)
         if (csip_likely(cmask) && ns + __builtin_ctz(cmask) < lend) {
             colon = ns + __builtin_ctz(cmask);
             ne = colon;
-            if (csip_unlikely(ne > ns && (ne[-1] == ' ' || ne[-1] == '\t')))
+            /* only an octet up to SP can be the SP or HT before a colon */
+            if (csip_unlikely(ne == ns || (unsigned char)ne[-1] <= ' '))
                 while (ne > ns && (ne[-1] == ' ' || ne[-1] == '\t'))
                     ne--;
             if (csip_likely(ne > ns))
@@ -349,15 +360,18 @@ static int msg_split(csip_msg *m, csip_parse_error *err)
             if (ne > ns)
                 id = csip_hdr_lookup(ns, (size_t)(ne - ns));
         }
-        if (csip_unlikely(id == CSIP_HDR_OTHER) && ne > ns &&
-            csip__span(ns, ne, CSIP_C_TOKEN) != ne)
-            colon = NULL;
-        if (csip_unlikely(!colon || ne == ns)) {
-            soft_error(m, CSIP_ERR_PARSE_HEADER_LINE, ns, (csip_str){ns, (size_t)(ne - ns)}, 400,
-                       !colon && ne == ns ? "Malformed header line: no colon"
-                                          : "Malformed header name");
-            p = next;
-            continue;
+        /* a known name had its colon and is not empty */
+        if (csip_unlikely(id == CSIP_HDR_OTHER)) {
+            if (ne > ns && csip__span(ns, ne, CSIP_C_TOKEN) != ne)
+                colon = NULL;
+            if (!colon || ne == ns) {
+                soft_error(m, CSIP_ERR_PARSE_HEADER_LINE, ns, (csip_str){ns, (size_t)(ne - ns)},
+                           400,
+                           !colon && ne == ns ? "Malformed header line: no colon"
+                                              : "Malformed header name");
+                p = next;
+                continue;
+            }
         }
         if (csip_unlikely(nh == cap)) {
             if (nh >= max_headers) {
