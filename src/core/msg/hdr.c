@@ -706,11 +706,11 @@ static int parse_cseq(csip_str v, csip_cseq *cs)
 static int parse_call_id(csip_str v)
 {
     const char *p = v.p, *end = v.p + v.len;
-    const char *q = csip__span(p, end, CSIP_C_WORD);
+    const char *q = csip__span_long(p, end, CSIP_C_WORD);
     if (q == p)
         return CSIP_ERR_PARSE_HEADER_VALUE;
     if (q < end && *q == '@') {
-        const char *r = csip__span(q + 1, end, CSIP_C_WORD);
+        const char *r = csip__span_long(q + 1, end, CSIP_C_WORD);
         if (r == q + 1)
             return CSIP_ERR_PARSE_HEADER_VALUE;
         q = r;
