@@ -259,13 +259,16 @@ static int msg_split(csip_msg *m, csip_parse_error *err)
             }
             break; /* datagram without the empty line: tolerated */
         }
-        if (*p == '\r' && p + 1 < end && p[1] == '\n') {
-            p += 2;
-            break;
-        }
-        if (*p == '\n') {
-            p++;
-            break;
+        /* the empty line: one compare for the usual name octet (above CR) */
+        if (csip_unlikely((unsigned char)*p <= '\r')) {
+            if (*p == '\r' && p + 1 < end && p[1] == '\n') {
+                p += 2;
+                break;
+            }
+            if (*p == '\n') {
+                p++;
+                break;
+            }
         }
         const char *ns = p;
         /* The logical line: continuation lines start with SP or HT (folding). */
@@ -320,7 +323,8 @@ static int msg_split(csip_msg *m, csip_parse_error *err)
         nl = memchr(ns, '\n', (size_t)(end - ns));
 #endif
         /* continuation lines start with SP or HT (folding) */
-        while (nl && csip_unlikely(nl + 1 < end && (nl[1] == ' ' || nl[1] == '\t')))
+        while (nl && csip_unlikely(nl + 1 < end && (unsigned char)nl[1] <= ' ' &&
+                                   (nl[1] == ' ' || nl[1] == '\t')))
             nl = memchr(nl + 1, '\n', (size_t)(end - nl - 1));
         if (csip_likely(nl != NULL)) {
             lend = nl;
