@@ -280,12 +280,20 @@ static void auth_check(server *s, const csip_msg *req, const csip_addr *src, siz
         }
     if (!cred) {
         o->status = chal;
-        snprintf(o->what, sizeof o->what, "challenge");
+        memcpy(o->what, "challenge", sizeof "challenge");
         return;
     }
     char ubuf[256], ukey[600];
     csip_str user = unquote(cred->username, ubuf, sizeof ubuf);
-    int uklen = snprintf(ukey, sizeof ukey, "%.*s@%s", (int)user.len, user.p, realm);
+    /* the limiter's key of the user: "user@realm" (user < 256, realm < 300) */
+    size_t rlen = strlen(realm);
+    int uklen = -1;
+    if (user.len + 1 + rlen <= sizeof ukey) {
+        memcpy(ukey, user.p, user.len);
+        ukey[user.len] = '@';
+        memcpy(ukey + user.len + 1, realm, rlen);
+        uklen = (int)(user.len + 1 + rlen);
+    }
     if (uklen > 0 && (wait = csip_limiter_wait(s->lim, ukey, (size_t)uklen, now_ms)) != 0) {
         o->status = 503, o->wait = wait, o->reason = "Too Many Failed Authentications";
         snprintf(o->what, sizeof o->what, "user rate-limited after failed authentications");
