@@ -1189,10 +1189,8 @@ static inline int typed_known(const csip_msg *cm, uint32_t i, vkind k)
 {
     csip_msg *m = (csip_msg *)cm; /* the cache is invisible to callers */
     msg_hdr *h = &m->hdrs[i];
-    if (h->cstate == CACHE_OK)
-        return 0;
-    if (h->cstate == CACHE_ERR)
-        return h->c.err;
+    if (h->cstate != CACHE_NONE)
+        return h->cstate == CACHE_OK ? 0 : h->c.err;
     switch (k) {
     case VK_NONE:
         return 0; /* nothing typed: nothing to parse, nothing to cache */
