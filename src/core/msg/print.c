@@ -33,9 +33,10 @@ int csip_msg_hdr_insert(csip_msg *m, size_t pos, csip_hdr_id id, csip_str name, 
 {
     if (pos > m->nhdrs || (unsigned)id >= CSIP_HDR__COUNT)
         return CSIP_ERR_INVALID_ARG;
-    if (!name.p || !name.len)
-        name = csip_str_c(csip_hdr_name(id));
-    if (!name.len || !csip_is_token(name))
+    bool registry_name = !name.p || !name.len;
+    if (registry_name)
+        name = csip_str_c(csip_hdr_name(id)); /* static: lives as long as any message */
+    if (!name.len || (!registry_name && !csip_is_token(name)))
         return CSIP_ERR_INVALID_ARG;
     if (id == CSIP_HDR_OTHER)
         id = csip_hdr_lookup(name.p, name.len);
@@ -49,8 +50,9 @@ int csip_msg_hdr_insert(csip_msg *m, size_t pos, csip_hdr_id id, csip_str name, 
     int rc = dup_value(m, value, &nv);
     if (rc < 0)
         return rc;
-    rc = dup_value(m, name, &nn);
-    if (rc < 0)
+    if (registry_name)
+        nn = name;
+    else if ((rc = dup_value(m, name, &nn)) < 0)
         return rc;
     if (m->nhdrs == m->cap) {
         uint32_t ncap = m->cap ? m->cap * 2 : 8;
