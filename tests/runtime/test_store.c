@@ -8,6 +8,7 @@
 #include "csip/store.h"
 
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -183,6 +184,53 @@ static void test_sqlite_reopen(void)
     ASSERT_OK(csip_store_sqlite_sweep(s, 6000, &removed));
     EXPECT_EQ(removed, 98);
     csip_store_sqlite_close(s);
+}
+
+/* A database written before the location table lost its index on
+ * expires_at: it opens, loses the index, keeps its bindings, and sweeps. */
+static void test_sqlite_old_schema(void)
+{
+    fresh_db("old");
+    sqlite3 *db;
+    ASSERT_TRUE(sqlite3_open(dbpath, &db) == SQLITE_OK);
+    const char *old =
+        "PRAGMA journal_mode=WAL;"
+        "CREATE TABLE location (aor BLOB NOT NULL, contact BLOB NOT NULL, params BLOB,"
+        " path BLOB, call_id BLOB NOT NULL, cseq INTEGER NOT NULL, q INTEGER NOT NULL,"
+        " expires_at INTEGER NOT NULL, PRIMARY KEY (aor, contact)) WITHOUT ROWID;"
+        "CREATE INDEX location_expires ON location (expires_at);"
+        "INSERT INTO location VALUES (x'7369703a61406578616d706c652e636f6d', x'7369703a6131406b',"
+        " NULL, NULL, x'6331', 7, -1, 100);"
+        "INSERT INTO location VALUES (x'7369703a61406578616d706c652e636f6d', x'7369703a6132406b',"
+        " NULL, NULL, x'6331', 7, 500, 900);";
+    ASSERT_TRUE(sqlite3_exec(db, old, NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+
+    csip_store_sqlite *s;
+    ASSERT_OK(csip_store_sqlite_open(dbpath, 0, NULL, &s));
+    csip_location_store ls;
+    csip_store_sqlite_location(s, &ls);
+    EXPECT_EQ(csip_store_sqlite_count(s), 2);
+    const csip_binding *b = find(&ls, "sip:a@example.com", "sip:a2@k");
+    ASSERT_TRUE(b != NULL);
+    EXPECT_EQ(b->q, 500);
+    EXPECT_EQ(b->expires_at, 900);
+    size_t removed = 0;
+    ASSERT_OK(csip_store_sqlite_sweep(s, 500, &removed));
+    EXPECT_EQ(removed, 1);
+    csip_store_sqlite_close(s);
+
+    ASSERT_TRUE(sqlite3_open(dbpath, &db) == SQLITE_OK);
+    sqlite3_stmt *st;
+    ASSERT_TRUE(sqlite3_prepare_v2(db,
+                                   "SELECT (SELECT count(*) FROM sqlite_master WHERE"
+                                   " name = 'location_expires'), (SELECT count(*) FROM location)",
+                                   -1, &st, NULL) == SQLITE_OK);
+    ASSERT_TRUE(sqlite3_step(st) == SQLITE_ROW);
+    EXPECT_EQ(sqlite3_column_int(st, 0), 0); /* the index is gone */
+    EXPECT_EQ(sqlite3_column_int(st, 1), 1); /* the swept row too, on disk */
+    sqlite3_finalize(st);
+    sqlite3_close(db);
 }
 
 static void test_sqlite_rollback(void)
@@ -516,10 +564,11 @@ int main(int argc, char **argv)
         CHECK_TEST(test_sqlite_crash),
         CHECK_TEST(test_userdb),
         CHECK_TEST(test_sqlite_group),
+        CHECK_TEST(test_sqlite_old_schema),
     };
     int rc = check_run(tests, sizeof tests / sizeof tests[0], argc, argv);
-    const char *names[] = {"reopen", "rollback", "registrar", "crash", "users", "group"};
-    for (size_t i = 0; i < 6; i++)
+    const char *names[] = {"reopen", "rollback", "registrar", "crash", "users", "group", "old"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         fresh_db(names[i]);
     rmdir(dir);
     return rc;
