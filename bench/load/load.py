@@ -11,20 +11,25 @@ every process of its session, read from /proc/PID/stat just before and just
 after the SIPp run.
 
 For each (scenario, server) a search finds the highest rate passed: the first
-step is at --cpu-rate (1,000/s, the fixed rate at which CPU per 1,000 calls is
-compared; --cpu-seconds long), then the rate at which the server would fill
+--cpu-repeats steps (3) are at --cpu-rate (1,000/s, the fixed rate at which CPU
+per 1,000 calls is compared, their median reported; --cpu-seconds long), then
+the rate at which the server would fill
 90 % of its core at that CPU per call, then x --growth (1.5) until a step
 fails, then bisection until the gap is under --resolution (10 %). The servers
 of a scenario take turns step by step (the host's drift hits them alike). Steps
 per search and the whole run are bounded (--max-steps, --budget, shared evenly
-by the scenarios); a search cut short is reported as such.
+by the scenarios); a search cut short is reported as such. When both searches
+of a scenario are done, csipd runs once more at the highest rate Kamailio
+passed, so that CPU per call near Kamailio's saturation is compared at one
+rate (CPU per call falls as the rate rises).
 
     load.py [--csipd PATH] [--servers kamailio,csipd] [--scenarios register,register_auth]
-            [--seconds S] [--cpu-seconds S] [--max-steps N] [--budget S] [--quick]
+            [--seconds S] [--cpu-seconds S] [--cpu-repeats N] [--max-steps N]
+            [--budget S] [--quick]
             [--out DIR]
 
 Defaults may also come from the environment: LOAD_SECONDS, LOAD_CPU_SECONDS,
-LOAD_MAX_STEPS, LOAD_BUDGET, LOAD_QUICK=1, LOAD_SERVERS, LOAD_SCENARIOS. Prints
+LOAD_CPU_REPEATS, LOAD_MAX_STEPS, LOAD_BUDGET, LOAD_QUICK=1, LOAD_SERVERS, LOAD_SCENARIOS. Prints
 a table at the end and writes every step to OUT/results-<time>.jsonl and the
 table to OUT/results-<time>.txt (step files in OUT/<time>/). Exit status 0 unless
 the harness itself failed (a missing server is reported and left out).
@@ -637,17 +642,18 @@ class Search:
         self.fail = None   # lowest rate failed
         self.steps = []
         self.cut = None    # why the search stopped before converging
+        self.equal = None  # csipd: the step at Kamailio's highest passed rate
 
     def next_rate(self):
         a = self.args
-        if len(self.steps) >= a.max_steps:
+        if len(self.steps) >= a.max_steps + a.cpu_repeats - 1:
             self.cut = self.cut or "step limit"
             return None
-        if not self.steps:
+        if len(self.steps) < a.cpu_repeats and all(x["pass"] for x in self.steps):
             return a.cpu_rate
         if self.fail is None:
             first = self.steps[0]
-            if len(self.steps) == 1 and first["server_core_pct"] > 0:
+            if len(self.steps) == a.cpu_repeats and first["server_core_pct"] > 0:
                 # the rate at which the server would fill 90 % of its core at the CPU per call
                 # of the first step (an underestimate: CPU per call falls as the rate rises)
                 r = max(self.best * 2, rounded(first["rate"] * 90.0 / first["server_core_pct"]))
@@ -720,6 +726,7 @@ def report(searches, args, started, budget_hit):
     by_scn = {}
     for s in searches:
         by_scn.setdefault(s.scn.name, []).append(s)
+    equal_lines = []
     for name, ss in by_scn.items():
         fig = {}
         for s in ss:
@@ -740,11 +747,25 @@ def report(searches, args, started, budget_hit):
                 "%s (%s%%)" % (fmt(cpu_top), fmt(top["server_core_pct"] if top else None,
                                                    "%.0f")), note))
             fig[s.server.name] = (s.best or None, cpu_fixed, cpu_top,
-                                  s.fail is not None or s.best >= args.max_rate)
+                                  s.fail is not None or s.best >= args.max_rate, s.equal)
         if "csipd" in fig and "kamailio" in fig:
             c, k = fig["csipd"], fig["kamailio"]
             w("%-16s %-9s %12s %12s %18s %22s" % (
                 "", "csipd/kam", ratio(c[0], k[0]), "", ratio(c[1], k[1]), ratio(c[2], k[2])))
+            eq = c[4]
+            if eq is not None and k[2] is not None:
+                # near saturation at one rate: csipd at Kamailio's highest passed rate
+                ktop = next(t for t in ss if t.server.name == "kamailio").top()
+                equal_lines.append("%s at %d/s (Kamailio's highest): kamailio %s ms/1000 "
+                                   "(%s%% core), csipd %s ms/1000 (%s%% core, %s): %s" % (
+                                       ss[0].scn.title, eq["rate"], fmt(k[2]),
+                                       fmt(ktop["server_core_pct"], "%.0f"),
+                                       fmt(eq["cpu_ms_per_1000"]),
+                                       fmt(eq["server_core_pct"], "%.0f"),
+                                       "PASS" if eq["pass"] else "FAIL",
+                                       ratio(eq["cpu_ms_per_1000"], k[2])))
+                if eq["pass"]:
+                    c = c[:2] + (eq["cpu_ms_per_1000"],) + c[3:]
 
             def verdict(a, b, ok):
                 return "no figure" if a is None or b is None else "met" if ok(a, b) else "NOT met"
@@ -759,7 +780,13 @@ def report(searches, args, started, budget_hit):
     w("")
     w("CPU = utime+stime of every process of the server, per 1,000 calls (a call is one "
       "REGISTER transaction; with digest, two).")
-    w("@max = the step at the highest rate passed; (core) = share of its core then.")
+    w("@%d/s = median of the passed steps at that rate; @max = the step at the highest rate "
+      "passed; (core) = share of its core then." % args.cpu_rate)
+    if equal_lines:
+        w("Equal rate near saturation (csipd/kam; this figure is the 'near saturation' one "
+          "below):")
+        for e in equal_lines:
+            w("  " + e)
     if goals:
         w("Goal (csipd at most half of Kamailio's CPU per REGISTER, never fewer REGISTER/s):")
         for g in goals:
@@ -800,6 +827,8 @@ def parse_args():
     ap.add_argument("--seconds", type=int, default=None, help="length of a step (5; quick 2)")
     ap.add_argument("--cpu-seconds", type=int, default=None,
                     help="length of the step at --cpu-rate (10; quick 3)")
+    ap.add_argument("--cpu-repeats", type=int, default=None,
+                    help="steps at --cpu-rate per search, their median reported (3; quick 1)")
     ap.add_argument("--max-steps", type=int, default=None,
                     help="steps per search (10; quick 3)")
     ap.add_argument("--budget", type=int, default=None,
@@ -842,6 +871,7 @@ def parse_args():
     a.seconds = a.seconds or env_int("LOAD_SECONDS", 2 if a.quick else 5)
     a.cpu_seconds = a.cpu_seconds or env_int("LOAD_CPU_SECONDS", 3 if a.quick else 10)
     a.max_steps = a.max_steps or env_int("LOAD_MAX_STEPS", 3 if a.quick else 10)
+    a.cpu_repeats = max(1, a.cpu_repeats or env_int("LOAD_CPU_REPEATS", 1 if a.quick else 3))
     a.budget = a.budget or env_int("LOAD_BUDGET", 120 if a.quick else 540)
     if a.quick:
         a.users = min(a.users, 20000)
@@ -986,6 +1016,32 @@ def main():
                                 "" if res["pass"] else " (%s%s)" % (
                                     res["why"], "; SIPp: " + res["sipp_first_error"]
                                     if res.get("sipp_first_error") else "")))
+                # csipd once more at Kamailio's highest passed rate: CPU per call at one rate
+                kam = next((x for x in searches if x.scn is scn and
+                            x.server.name == "kamailio"), None)
+                mine = next((x for x in searches if x.scn is scn and
+                             x.server.name == "csipd"), None)
+                if kam and mine and kam.best and mine.best >= kam.best and \
+                        kam.best != args.cpu_rate:
+                    same = mine.passed(kam.best)
+                    if same:
+                        mine.equal = same[-1]
+                    else:
+                        index += 1
+                        try:
+                            res = run_step(args, scn, mine.server, kam.best, args.seconds,
+                                           stepsdir, users_csv, index)
+                            res["equal_rate"] = True
+                            rawf.write(json.dumps(res) + "\n")
+                            rawf.flush()
+                            mine.equal = res
+                            log("%-13s %-8s %6d/s %s (at Kamailio's highest): %s ms/1000 "
+                                "(%.0f %% core)" % (scn.name, "csipd", kam.best,
+                                                    "PASS" if res["pass"] else "FAIL",
+                                                    fmt(res["cpu_ms_per_1000"]),
+                                                    res["server_core_pct"]))
+                        except HarnessError as e:
+                            log("csipd at Kamailio's rate: %s" % e)
     except KeyboardInterrupt:
         log("interrupted")
         interrupted = True
