@@ -45,7 +45,8 @@ typedef struct server {
     uv_signal_t sigint, sigterm;
     uv_timer_t sweep;
     uv_timer_t group_timer; /* ends a group commit window */
-    uv_check_t group_check; /* ends a group at the end of a loop iteration (window 0) */
+    uv_check_t group_check; /* ends a group at the end of a loop iteration */
+    uint64_t group_opened;  /* loop time (ms) the open group began */
     held group[GROUP_MAX];  /* responses waiting for the group's commit */
     size_t n_group;
     const char *aliases[MAX_ALIASES + 1];
@@ -388,10 +389,17 @@ static void on_group_timer(uv_timer_t *t)
     group_flush(t->data);
 }
 
+/* After the loop iteration's input: a group whose window has passed ends
+ * here, in a wake-up that the input paid for already. The timer (twice the
+ * window) ends it only when no input comes: at 1,000 REGISTERs/s, input
+ * arrives every few milliseconds and the group's own wake-up is spared. */
 static void on_group_check(uv_check_t *c)
 {
     server *s = c->data;
-    if (s->cfg->group_commit_ms == 0)
+    if (!csip_store_sqlite_in_group(s->store))
+        return;
+    if (s->cfg->group_commit_ms == 0 ||
+        uv_now(&s->loop) - s->group_opened >= s->cfg->group_commit_ms)
         group_flush(s);
 }
 
@@ -407,8 +415,10 @@ static void on_register(server *s, csip_txn *st, const csip_msg *req, const csip
         return;
     /* The first REGISTER of a window opens a group commit. */
     if (!csip_store_sqlite_in_group(s->store) && csip_store_sqlite_group_begin(s->store) == 0 &&
-        s->cfg->group_commit_ms)
-        uv_timer_start(&s->group_timer, on_group_timer, s->cfg->group_commit_ms, 0);
+        s->cfg->group_commit_ms) {
+        s->group_opened = uv_now(&s->loop);
+        uv_timer_start(&s->group_timer, on_group_timer, 2u * (uint64_t)s->cfg->group_commit_ms, 0);
+    }
     csip_msg *resp = NULL;
     int rc = csip_registrar_handle(s->reg, req, wall_s(), &resp);
     if (rc != 0) {
