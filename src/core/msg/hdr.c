@@ -158,6 +158,30 @@ static int scan_params(const char **pp, const char *end, bool list, csip_str *ra
     return 0;
 }
 
+static inline uint32_t load32u(const void *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* The gen-value (token or host, unquoted) of the usual parameters taken by the
+ * fast paths below: its end, or p when there is none (the general scan then
+ * reads the parameter). Such values are usually long: 16 octets a step. */
+static inline const char *fast_genval(const char *p, const char *end)
+{
+    return csip__span_long(p, end, CSIP_C_GENVAL);
+}
+
+/* The raw parameters of a list whose first ones a fast path read, from fs
+ * (NULL: none) to fl, and whose rest scan_params() read into rest. */
+static inline csip_str params_join(const char *fs, const char *fl, csip_str rest)
+{
+    if (!fs)
+        return rest;
+    return (csip_str){fs, (size_t)((rest.p ? rest.p + rest.len : fl) - fs)};
+}
+
 /* After a list element: end of input, or a comma (consumed). */
 static int list_next(const char *p, const char *end, csip_str *s)
 {
@@ -326,9 +350,48 @@ int csip_via_parse(csip_str *s, csip_via *v)
         PCAP("maddr", struct via_caps, maddr),   PCAP("ttl", struct via_caps, ttl),
         PCAP_P("rport", struct via_caps, rport, has_rport),
     };
+    /* The usual ";branch=", ";received=" and ";rport" each in a compare or
+     * two, as long as they come without LWS and with an unquoted value; the
+     * first other octet leaves the rest to scan_params(), which reads from
+     * there exactly what it would have read. Letters compare without case. */
+    const char *fs = NULL, *fl = NULL;
+    while (p < end && *p == ';') {
+        const char *vs, *ve;
+        if (end - p > 8 && (load64u(p) | load64u("\0\x20\x20\x20\x20\x20\x20\0")) ==
+                               load64u(";branch=")) {
+            vs = p + 8;
+            ve = fast_genval(vs, end);
+            if (ve == vs)
+                break;
+            c.branch = (csip_str){vs, (size_t)(ve - vs)};
+        } else if (end - p > 10 &&
+                   (load64u(p) | load64u("\0\x20\x20\x20\x20\x20\x20\x20")) ==
+                       load64u(";receive") &&
+                   (p[8] | 0x20) == 'd' && p[9] == '=') {
+            vs = p + 10;
+            ve = fast_genval(vs, end);
+            if (ve == vs)
+                break;
+            c.received = (csip_str){vs, (size_t)(ve - vs)};
+        } else if (end - p >= 6 &&
+                   (load32u(p) | load32u("\0\x20\x20\x20")) == load32u(";rpo") &&
+                   (p[4] | 0x20) == 'r' && (p[5] | 0x20) == 't' &&
+                   (end - p == 6 || p[6] == ';' || p[6] == ',')) {
+            ve = p + 6;
+            c.has_rport = true;
+            c.rport = (csip_str){NULL, 0};
+        } else {
+            break;
+        }
+        if (!fs)
+            fs = p + 1;
+        fl = ve;
+        p = ve;
+    }
     int rc = scan_params(&p, end, true, &v->params, &c, caps, sizeof caps / sizeof caps[0]);
     if (rc < 0)
         return rc;
+    v->params = params_join(fs, fl, v->params);
     v->branch = c.branch;
     v->received = c.received;
     v->maddr = c.maddr;
@@ -476,9 +539,22 @@ int csip_nameaddr_parse(csip_str *s, unsigned flags, csip_nameaddr *na)
         PCAP_P("expires", struct na_caps, exp, has_exp),
         PCAP_P("q", struct na_caps, q, has_q),
     };
+    /* The usual ";tag=" with an unquoted value and no LWS in one compare; the
+     * general scan reads the rest (see csip_via_parse()). */
+    const char *fs = NULL, *fl = NULL;
+    if (end - p > 5 && *p == ';' &&
+        (load32u(p + 1) | load32u("\x20\x20\x20\0")) == load32u("tag=")) {
+        const char *vs = p + 5, *ve = fast_genval(vs, end);
+        if (ve > vs) {
+            c.tag = (csip_str){vs, (size_t)(ve - vs)};
+            fs = p + 1;
+            fl = p = ve;
+        }
+    }
     int rc = scan_params(&p, end, list, &na->params, &c, caps, sizeof caps / sizeof caps[0]);
     if (rc < 0)
         return rc;
+    na->params = params_join(fs, fl, na->params);
     na->tag = c.tag;
     na->has_expires = c.has_exp;
     na->has_q = c.has_q;
