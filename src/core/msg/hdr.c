@@ -168,9 +168,9 @@ static inline uint32_t load32u(const void *p)
 /* The gen-value (token or host, unquoted) of the usual parameters taken by the
  * fast paths below: its end, or p when there is none (the general scan then
  * reads the parameter). Such values are usually long: 16 octets a step. */
-static inline const char *fast_genval(const char *p, const char *end)
+static inline const char *fast_genval(const char *lo, const char *p, const char *end)
 {
-    return csip__span_long(p, end, CSIP_C_GENVAL);
+    return csip__span_long(lo, p, end, CSIP_C_GENVAL);
 }
 
 /* The raw parameters of a list whose first ones a fast path read, from fs
@@ -360,7 +360,7 @@ int csip_via_parse(csip_str *s, csip_via *v)
         if (end - p > 8 && (load64u(p) | load64u("\0\x20\x20\x20\x20\x20\x20\0")) ==
                                load64u(";branch=")) {
             vs = p + 8;
-            ve = fast_genval(vs, end);
+            ve = fast_genval(s->p, vs, end);
             if (ve == vs)
                 break;
             c.branch = (csip_str){vs, (size_t)(ve - vs)};
@@ -369,7 +369,7 @@ int csip_via_parse(csip_str *s, csip_via *v)
                        load64u(";receive") &&
                    (p[8] | 0x20) == 'd' && p[9] == '=') {
             vs = p + 10;
-            ve = fast_genval(vs, end);
+            ve = fast_genval(s->p, vs, end);
             if (ve == vs)
                 break;
             c.received = (csip_str){vs, (size_t)(ve - vs)};
@@ -544,7 +544,7 @@ int csip_nameaddr_parse(csip_str *s, unsigned flags, csip_nameaddr *na)
     const char *fs = NULL, *fl = NULL;
     if (end - p > 5 && *p == ';' &&
         (load32u(p + 1) | load32u("\x20\x20\x20\0")) == load32u("tag=")) {
-        const char *vs = p + 5, *ve = fast_genval(vs, end);
+        const char *vs = p + 5, *ve = fast_genval(s->p, vs, end);
         if (ve > vs) {
             c.tag = (csip_str){vs, (size_t)(ve - vs)};
             fs = p + 1;
@@ -760,7 +760,29 @@ static inline const char *scan_u32(const char *p, const char *end, uint32_t *out
     return p == s ? NULL : p;
 }
 
-static int parse_cseq(csip_str v, csip_cseq *cs)
+/*
+ * The id of a CSeq method. A request's CSeq names the request's own method,
+ * whose id the start line gave: one word compare instead of the lookup, when
+ * both names lie in the received bytes with 8 octets after their start.
+ */
+static inline csip_method cseq_method_id(const csip_msg *m, csip_str name)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const csip_str rm = m->method_name;
+    if (m->is_request && m->method != CSIP_METHOD_OTHER && name.len == rm.len &&
+        name.len - 1 < 8) {
+        /* offsets into the received bytes (an edited value may lie elsewhere) */
+        const uintptr_t b = (uintptr_t)m->buf, n = (uintptr_t)name.p - b, r = (uintptr_t)rm.p - b;
+        if (m->len >= 8 && n <= m->len - 8 && r <= m->len - 8 &&
+            ((load64u(name.p) ^ load64u(rm.p)) & (~(uint64_t)0 >> (64 - 8 * name.len))) == 0)
+            return m->method;
+    }
+#endif
+    return csip_method_lookup(name);
+}
+
+/* m: the message the value belongs to (its request method helps). */
+static int parse_cseq(csip_str v, csip_cseq *cs, const csip_msg *m)
 {
     const char *p = v.p, *end = v.p + v.len, *q;
     bool range = false;
@@ -774,7 +796,7 @@ static int parse_cseq(csip_str v, csip_cseq *cs)
     if (q == p || q != end)
         return CSIP_ERR_PARSE_HEADER_VALUE;
     cs->method = (csip_str){p, (size_t)(q - p)};
-    cs->method_id = csip_method_lookup(cs->method);
+    cs->method_id = cseq_method_id(m, cs->method);
     return range ? CSIP_ERR_PARSE_NUMBER_RANGE : 0; /* RFC 4475 scalar02 */
 }
 
@@ -782,11 +804,11 @@ static int parse_cseq(csip_str v, csip_cseq *cs)
 static int parse_call_id(csip_str v)
 {
     const char *p = v.p, *end = v.p + v.len;
-    const char *q = csip__span_long(p, end, CSIP_C_WORD);
+    const char *q = csip__span_long(p, p, end, CSIP_C_WORD);
     if (q == p)
         return CSIP_ERR_PARSE_HEADER_VALUE;
     if (q < end && *q == '@') {
-        const char *r = csip__span_long(q + 1, end, CSIP_C_WORD);
+        const char *r = csip__span_long(p, q + 1, end, CSIP_C_WORD);
         if (r == q + 1)
             return CSIP_ERR_PARSE_HEADER_VALUE;
         q = r;
@@ -1132,7 +1154,6 @@ static int parse_auth_info_value(csip_str v, void *out)
     {                                                                                            \
         return fn(v, (type *)out);                                                               \
     }
-ANY(parse_cseq, csip_cseq)
 ANY(parse_media_type, csip_media_type)
 ANY(parse_event, csip_event)
 ANY(parse_substate, csip_substate)
@@ -1149,7 +1170,6 @@ static const struct {
     size_t size;
     int (*parse)(csip_str v, void *out);
 } one_kinds[] = {
-    ONE(VK_CSEQ, csip_cseq, parse_cseq_any),
     ONE(VK_MEDIA, csip_media_type, parse_media_type_any),
     ONE(VK_AUTH, csip_auth, parse_auth_value),
     ONE(VK_AUTH_INFO, csip_auth, parse_auth_info_value),
@@ -1251,6 +1271,13 @@ TYPED_FN typed_u32(msg_hdr *h, bool seconds)
     return cache_put(h, rc, false, NULL, 1);
 }
 
+TYPED_FN typed_cseq(csip_msg *m, msg_hdr *h)
+{
+    csip_cseq *cs = csip__arena_alloc(&m->arena, sizeof *cs);
+    int rc = cs ? parse_cseq(h->h.value, cs, m) : CSIP_ERR_NOMEM;
+    return cache_put(h, rc, true, cs, 1);
+}
+
 TYPED_FN typed_one(csip_msg *m, msg_hdr *h, vkind k)
 {
     /* one value in one struct: the table says how big and who parses it */
@@ -1288,6 +1315,8 @@ static inline int typed_known(const csip_msg *cm, uint32_t i, vkind k)
         return typed_u32(h, false);
     case VK_SECONDS:
         return typed_u32(h, true);
+    case VK_CSEQ:
+        return typed_cseq(m, h);
     default:
         return typed_one(m, h, k);
     }

@@ -119,13 +119,16 @@ static inline const char *csip__skip_lws(const char *p, const char *end)
 /*
  * csip__span() for a class that holds every letter, digit, '-' and '.', for
  * values whose runs are usually long (Call-ID, branch and other parameter
- * values): 16 octets a step over letters, digits, '-' and '.' (the last step
- * loads the 16 octets before end), the table for any other octet.
+ * values): 16 octets a step over letters, digits, '-' and '.' (a step with
+ * fewer than 16 octets left loads the 16 before end), the table for any other
+ * octet. [lo, end) must be readable, lo <= p: a run that ends a value is then
+ * read by vector compares as long as the value has 16 octets.
  */
-static inline const char *csip__span_long(const char *p, const char *end, unsigned cls)
+static inline const char *csip__span_long(const char *lo, const char *p, const char *end,
+                                          unsigned cls)
 {
 #if defined(__SSE2__) && defined(__x86_64__)
-    if (end - p < 16)
+    if (end - lo < 16)
         return csip__span(p, end, cls);
     for (;;) {
         const char *q = p;
@@ -159,6 +162,7 @@ static inline const char *csip__span_long(const char *p, const char *end, unsign
         p++;
     }
 #else
+    (void)lo;
     return csip__span(p, end, cls);
 #endif
 }

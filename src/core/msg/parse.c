@@ -96,12 +96,16 @@ static void soft_error(csip_msg *m, int code, const char *at, csip_str header, i
     error_fill(m->buf, &m->perr_info, code, at, header, status, reason);
 }
 
-/* "SIP/" 1*DIGIT "." 1*DIGIT; returns 1 for SIP/2.0, 0 for another version, -1 if malformed. */
-static int version_check(csip_str v)
+static inline uint32_t load32u(const void *p)
 {
-    if (csip_likely(v.len == 7 && (v.p[0] | 0x20) == 's' && (v.p[1] | 0x20) == 'i' &&
-                    (v.p[2] | 0x20) == 'p' && memcmp(v.p + 3, "/2.0", 4) == 0))
-        return 1; /* the usual "SIP/2.0" */
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* version_check() past its usual case. */
+static int version_check_other(csip_str v)
+{
     if (v.len < 7 || csip__lower(v.p[0]) != 's' || csip__lower(v.p[1]) != 'i' ||
         csip__lower(v.p[2]) != 'p' || v.p[3] != '/')
         return -1;
@@ -116,6 +120,17 @@ static int version_check(csip_str v)
     if (!d2 || i != v.len)
         return -1;
     return (v.len == 7 && v.p[4] == '2' && v.p[6] == '0') ? 1 : 0;
+}
+
+/* "SIP/" 1*DIGIT "." 1*DIGIT; returns 1 for SIP/2.0, 0 for another version, -1 if
+ * malformed. The usual "SIP/2.0" (any case of SIP) in two word compares. */
+static inline int version_check(csip_str v)
+{
+    if (csip_likely(v.len == 7 &&
+                    (load32u(v.p) | load32u("\x20\x20\x20\0")) == load32u("sip/") &&
+                    load32u(v.p + 3) == load32u("/2.0")))
+        return 1;
+    return version_check_other(v);
 }
 
 static void parse_start_line(csip_msg *m, const char *p, const char *e)
@@ -521,8 +536,10 @@ static int msg_parse(csip_msg *m, csip_msg **out, csip_parse_error *err)
             *err = m->perr_info;
         return m->perr;
     }
-    if (err)
-        error_fill(NULL, err, 0, NULL, none, 0, NULL);
+    if (err) {
+        /* what error_fill(NULL, err, 0, NULL, none, 0, NULL) stores, in place */
+        *err = (csip_parse_error){0, 0, 1, 1, none, 0, NULL};
+    }
     return 0;
 }
 
