@@ -265,24 +265,29 @@ static int msg_split(csip_msg *m, csip_parse_error *err)
     /* The header array in locals: the stores into an entry then need no reload of them. */
     msg_hdr *hdrs = m->hdrs;
     uint32_t nh = m->nhdrs, cap = m->cap;
+    /* Set when the line at p is known to start with an octet above SP (the
+     * previous line's fold test read it): neither the end nor the empty line. */
+    bool name_next = false;
     for (;;) {
-        if (p >= end) {
-            if (m->stream) {
-                error_fill(m->buf, err, CSIP_ERR_PARSE_NO_END_OF_HEADERS, end, none, 0,
-                           "Header section not terminated");
-                return CSIP_ERR_PARSE_NO_END_OF_HEADERS;
+        if (!name_next) {
+            if (p >= end) {
+                if (m->stream) {
+                    error_fill(m->buf, err, CSIP_ERR_PARSE_NO_END_OF_HEADERS, end, none, 0,
+                               "Header section not terminated");
+                    return CSIP_ERR_PARSE_NO_END_OF_HEADERS;
+                }
+                break; /* datagram without the empty line: tolerated */
             }
-            break; /* datagram without the empty line: tolerated */
-        }
-        /* the empty line: one compare for the usual name octet (above CR) */
-        if (csip_unlikely((unsigned char)*p <= '\r')) {
-            if (*p == '\r' && p + 1 < end && p[1] == '\n') {
-                p += 2;
-                break;
-            }
-            if (*p == '\n') {
-                p++;
-                break;
+            /* the empty line: one compare for the usual name octet (above CR) */
+            if (csip_unlikely((unsigned char)*p <= '\r')) {
+                if (*p == '\r' && p + 1 < end && p[1] == '\n') {
+                    p += 2;
+                    break;
+                }
+                if (*p == '\n') {
+                    p++;
+                    break;
+                }
             }
         }
         const char *ns = p;
@@ -337,15 +342,22 @@ static int msg_split(csip_msg *m, csip_parse_error *err)
 #else
         nl = memchr(ns, '\n', (size_t)(end - ns));
 #endif
-        /* continuation lines start with SP or HT (folding) */
-        while (nl && csip_unlikely(nl + 1 < end && (unsigned char)nl[1] <= ' ' &&
-                                   (nl[1] == ' ' || nl[1] == '\t')))
-            nl = memchr(nl + 1, '\n', (size_t)(end - nl - 1));
-        if (csip_likely(nl != NULL)) {
+        /* continuation lines start with SP or HT (folding); the usual next
+         * line starts with a name octet, above SP, in one compare */
+        if (csip_likely(nl != NULL && nl + 1 < end && (unsigned char)nl[1] > ' ')) {
             lend = nl;
             next = nl + 1;
+            name_next = true;
         } else {
-            lend = next = end;
+            while (nl && nl + 1 < end && (nl[1] == ' ' || nl[1] == '\t'))
+                nl = memchr(nl + 1, '\n', (size_t)(end - nl - 1));
+            if (nl != NULL) {
+                lend = nl;
+                next = nl + 1;
+            } else {
+                lend = next = end;
+            }
+            name_next = false;
         }
         if ((size_t)(lend - ns) > max_line) {
             error_fill(m->buf, err, CSIP_ERR_LIMIT_LINE, ns, (csip_str){NULL, 0}, 0,
@@ -410,7 +422,9 @@ static int msg_split(csip_msg *m, csip_parse_error *err)
          * usual CR and single SP are taken without a loop, and only an octet
          * up to SP can be LWS */
         const char *vs = colon + 1, *ve = lend;
-        if (csip_likely(ve - vs >= 2 && *vs == ' ' && ve[-1] == '\r')) {
+        if (csip_likely(ve - vs >= 3 && *vs == ' ' && (unsigned char)vs[1] > ' ' &&
+                        ve[-1] == '\r' && (unsigned char)ve[-2] > ' ')) {
+            /* ": value\r" with nothing else to trim */
             vs++;
             ve--;
         } else {
@@ -419,13 +433,13 @@ static int msg_split(csip_msg *m, csip_parse_error *err)
                 ve--;
             if (vs < ve && *vs == ' ')
                 vs++;
+            if (vs < ve && (unsigned char)*vs <= ' ')
+                while (vs < ve && csip__is((unsigned char)*vs, CSIP_C_LWS))
+                    vs++;
+            if (ve > vs && (unsigned char)ve[-1] <= ' ')
+                while (ve > vs && csip__is((unsigned char)ve[-1], CSIP_C_LWS))
+                    ve--;
         }
-        if (csip_unlikely(vs < ve && (unsigned char)*vs <= ' '))
-            while (vs < ve && csip__is((unsigned char)*vs, CSIP_C_LWS))
-                vs++;
-        if (csip_unlikely(ve > vs && (unsigned char)ve[-1] <= ' '))
-            while (ve > vs && csip__is((unsigned char)ve[-1], CSIP_C_LWS))
-                ve--;
         const uint32_t idx = nh++;
         msg_hdr *h = &hdrs[idx];
         h->h.name = (csip_str){ns, (size_t)(ne - ns)};
