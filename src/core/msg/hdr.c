@@ -357,8 +357,8 @@ int csip_via_parse(csip_str *s, csip_via *v)
     const char *fs = NULL, *fl = NULL;
     while (p < end && *p == ';') {
         const char *vs, *ve;
-        if (end - p > 8 && (load64u(p) | load64u("\0\x20\x20\x20\x20\x20\x20\0")) ==
-                               load64u(";branch=")) {
+        if (end - p > 8 &&
+            (load64u(p) | load64u("\0\x20\x20\x20\x20\x20\x20\0")) == load64u(";branch=")) {
             vs = p + 8;
             ve = fast_genval(s->p, vs, end);
             if (ve == vs)
@@ -373,8 +373,7 @@ int csip_via_parse(csip_str *s, csip_via *v)
             if (ve == vs)
                 break;
             c.received = (csip_str){vs, (size_t)(ve - vs)};
-        } else if (end - p >= 6 &&
-                   (load32u(p) | load32u("\0\x20\x20\x20")) == load32u(";rpo") &&
+        } else if (end - p >= 6 && (load32u(p) | load32u("\0\x20\x20\x20")) == load32u(";rpo") &&
                    (p[4] | 0x20) == 'r' && (p[5] | 0x20) == 't' &&
                    (end - p == 6 || p[6] == ';' || p[6] == ',')) {
             ve = p + 6;
@@ -769,8 +768,7 @@ static inline csip_method cseq_method_id(const csip_msg *m, csip_str name)
 {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     const csip_str rm = m->method_name;
-    if (m->is_request && m->method != CSIP_METHOD_OTHER && name.len == rm.len &&
-        name.len - 1 < 8) {
+    if (m->is_request && m->method != CSIP_METHOD_OTHER && name.len == rm.len && name.len - 1 < 8) {
         /* offsets into the received bytes (an edited value may lie elsewhere) */
         const uintptr_t b = (uintptr_t)m->buf, n = (uintptr_t)name.p - b, r = (uintptr_t)rm.p - b;
         if (m->len >= 8 && n <= m->len - 8 && r <= m->len - 8 &&

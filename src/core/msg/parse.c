@@ -126,8 +126,7 @@ static int version_check_other(csip_str v)
  * malformed. The usual "SIP/2.0" (any case of SIP) in two word compares. */
 static inline int version_check(csip_str v)
 {
-    if (csip_likely(v.len == 7 &&
-                    (load32u(v.p) | load32u("\x20\x20\x20\0")) == load32u("sip/") &&
+    if (csip_likely(v.len == 7 && (load32u(v.p) | load32u("\x20\x20\x20\0")) == load32u("sip/") &&
                     load32u(v.p + 3) == load32u("/2.0")))
         return 1;
     return version_check_other(v);
