@@ -46,6 +46,7 @@ typedef struct msg_agg {
 struct csip_msg {
     csip__arena arena;
     const csip_mem *mem;
+    size_t block; /* octets of the block holding the message (see msg_new) */
     void *owned;         /* caller buffer taken over by csip_msg_parse_take, or NULL */
     const char *buf;     /* message bytes (start line to end of body) */
     size_t len;
