@@ -172,6 +172,27 @@ static inline void csip__zero(void *p, size_t n)
     memset(p, 0, n);
 }
 
+#if defined(__SSE2__)
+/*
+ * The host octets (letters, digits, '-' and '.') among 16: bit i set when
+ * c[i] is one. (c | 0x20) in 'a'..'z', c in '-'..'9' but not '/': unsigned
+ * ranges as signed compares after moving each range's start to -128. Shared
+ * by the 16-octet scanners of hosts (csip__host_run) and long values
+ * (csip__span_long).
+ */
+static inline unsigned csip__host_mask16(__m128i c)
+{
+    const __m128i letter = _mm_cmplt_epi8(
+        _mm_add_epi8(_mm_or_si128(c, _mm_set1_epi8(0x20)), _mm_set1_epi8((char)(0x80 - 'a'))),
+        _mm_set1_epi8((char)(-128 + 26)));
+    const __m128i dash_to_nine = _mm_cmplt_epi8(
+        _mm_add_epi8(c, _mm_set1_epi8((char)(0x80 - '-'))), _mm_set1_epi8((char)(-128 + 13)));
+    const __m128i ok = _mm_or_si128(
+        letter, _mm_andnot_si128(_mm_cmpeq_epi8(c, _mm_set1_epi8('/')), dash_to_nine));
+    return (unsigned)_mm_movemask_epi8(ok);
+}
+#endif
+
 /* IP literals (addr.c), shared by addresses, URIs and Via: a dotted quad of
  * four dec-octets without leading zeros, and the RFC 4291 §2.2 text forms of
  * IPv6 (no brackets, no zone). Return true when [p, p+n) is exactly one. */

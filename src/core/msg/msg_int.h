@@ -142,15 +142,7 @@ static inline const char *csip__span_long(const char *lo, const char *p, const c
             q = end - 16;
         }
         const __m128i c = _mm_loadu_si128((const __m128i *)(const void *)q);
-        /* (c | 0x20) in 'a'..'z', c in '-'..'9' but not '/' (see csip__host_run) */
-        const __m128i letter = _mm_cmplt_epi8(
-            _mm_add_epi8(_mm_or_si128(c, _mm_set1_epi8(0x20)), _mm_set1_epi8((char)(0x80 - 'a'))),
-            _mm_set1_epi8((char)(-128 + 26)));
-        const __m128i dash_to_nine = _mm_cmplt_epi8(
-            _mm_add_epi8(c, _mm_set1_epi8((char)(0x80 - '-'))), _mm_set1_epi8((char)(-128 + 13)));
-        const __m128i ok = _mm_or_si128(
-            letter, _mm_andnot_si128(_mm_cmpeq_epi8(c, _mm_set1_epi8('/')), dash_to_nine));
-        unsigned other = ~((unsigned)_mm_movemask_epi8(ok) >> shift) & ((1u << lim) - 1);
+        unsigned other = ~(csip__host_mask16(c) >> shift) & ((1u << lim) - 1);
         if (!other) {
             p += lim;
             if (lim < 16)

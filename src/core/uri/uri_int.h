@@ -46,16 +46,7 @@ static inline bool csip__host_run(const char *p, const char *end, size_t *n, uin
             q = end - 16;
         }
         const __m128i c = _mm_loadu_si128((const __m128i *)(const void *)q);
-        /* (c | 0x20) in 'a'..'z', c in '-'..'9' but not '/': unsigned ranges as
-         * signed compares after moving each range's start to -128 */
-        const __m128i letter = _mm_cmplt_epi8(
-            _mm_add_epi8(_mm_or_si128(c, _mm_set1_epi8(0x20)), _mm_set1_epi8((char)(0x80 - 'a'))),
-            _mm_set1_epi8((char)(-128 + 26)));
-        const __m128i dash_to_nine = _mm_cmplt_epi8(
-            _mm_add_epi8(c, _mm_set1_epi8((char)(0x80 - '-'))), _mm_set1_epi8((char)(-128 + 13)));
-        const __m128i ok = _mm_or_si128(
-            letter, _mm_andnot_si128(_mm_cmpeq_epi8(c, _mm_set1_epi8('/')), dash_to_nine));
-        unsigned other = ~((unsigned)_mm_movemask_epi8(ok) >> shift) & ((1u << lim) - 1);
+        unsigned other = ~(csip__host_mask16(c) >> shift) & ((1u << lim) - 1);
         if (lim < 16)
             other |= 1u << lim;
         d |= (uint64_t)((unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(c, _mm_set1_epi8('.'))) >> shift)
