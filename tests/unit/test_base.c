@@ -1,6 +1,10 @@
 #include "base/base_int.h"
 #include "check.h"
 
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <string.h>
+
 static void test_err_strings(void)
 {
     /* every code has a message and a name, and no two codes share a value */
@@ -67,13 +71,56 @@ static void test_version(void)
     EXPECT_EQ(CSIP_VERSION_NUM >> 16, CSIP_VERSION_MAJOR);
 }
 
+/* OpenSSL's SipHash (EVP_MAC "SIPHASH", 16-octet output, 2 and 4 rounds). */
+static bool openssl_siphash128(const uint8_t key[16], const uint8_t *in, size_t len,
+                               uint8_t out[16])
+{
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "SIPHASH", NULL);
+    EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    size_t size = 16, got = 0;
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_size_t(OSSL_MAC_PARAM_SIZE, &size),
+                           OSSL_PARAM_construct_end()};
+    bool ok = ctx && EVP_MAC_init(ctx, key, 16, params) == 1 && EVP_MAC_update(ctx, in, len) == 1 &&
+              EVP_MAC_final(ctx, out, &got, 16) == 1 && got == 16;
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(mac);
+    return ok;
+}
+
+static void test_siphash(void)
+{
+    /* the reference implementation's first 128-bit vector: key 00..0f, empty input */
+    static const uint8_t empty[16] = {0xa3, 0x81, 0x7f, 0x04, 0xba, 0x25, 0xa8, 0xe6,
+                                      0x6d, 0xf6, 0x72, 0x14, 0xc7, 0x55, 0x02, 0x93};
+    uint8_t key[16], in[64], got[16], want[16];
+    for (int i = 0; i < 16; i++)
+        key[i] = (uint8_t)i;
+    for (int i = 0; i < 64; i++)
+        in[i] = (uint8_t)i;
+    csip__siphash128(key, in, 0, got);
+    EXPECT_TRUE(memcmp(got, empty, 16) == 0);
+    /* every length 0..64 (each tail length, whole words) agrees with OpenSSL's */
+    for (size_t len = 0; len <= sizeof in; len++) {
+        csip__siphash128(key, in, len, got);
+        ASSERT_TRUE(openssl_siphash128(key, in, len, want));
+        EXPECT_TRUE(memcmp(got, want, 16) == 0);
+    }
+    /* another key: every output octet depends on it */
+    uint8_t key2[16];
+    memcpy(key2, key, 16);
+    key2[15] ^= 0x80;
+    csip__siphash128(key2, in, 17, got);
+    ASSERT_TRUE(openssl_siphash128(key2, in, 17, want));
+    EXPECT_TRUE(memcmp(got, want, 16) == 0);
+    csip__siphash128(key, in, 17, want);
+    EXPECT_TRUE(memcmp(got, want, 16) != 0);
+}
+
 int main(int argc, char **argv)
 {
     static const check_test tests[] = {
-        CHECK_TEST(test_err_strings),
-        CHECK_TEST(test_str),
-        CHECK_TEST(test_arena),
-        CHECK_TEST(test_version),
+        CHECK_TEST(test_err_strings), CHECK_TEST(test_str),     CHECK_TEST(test_arena),
+        CHECK_TEST(test_version),     CHECK_TEST(test_siphash),
     };
     return check_run(tests, sizeof tests / sizeof tests[0], argc, argv);
 }

@@ -5,6 +5,7 @@
 #include "auth/auth_int.h"
 #include "csip/auth.h"
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -119,6 +120,27 @@ static int hash_parts(EVP_MD_CTX *ctx, const EVP_MD *md, const csip_str *parts, 
     unsigned dlen = 0;
     if (EVP_DigestInit_ex(ctx, md, NULL) != 1)
         return CSIP_ERR_NOMEM;
+    /* joined first when short: one EVP_DigestUpdate costs about 200
+     * instructions besides the hashing, and a response has 11 pieces */
+    char joined[512];
+    size_t total = n ? n - 1 : 0;
+    for (size_t i = 0; i < n && total <= sizeof joined; i++)
+        total += parts[i].len;
+    if (total <= sizeof joined) {
+        size_t o = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (i > 0)
+                joined[o++] = ':';
+            if (parts[i].len)
+                memcpy(joined + o, parts[i].p, parts[i].len);
+            o += parts[i].len;
+        }
+        n = 0; /* hashed here as one piece */
+        int ok = o == 0 || EVP_DigestUpdate(ctx, joined, o) == 1;
+        OPENSSL_cleanse(joined, o); /* a password, for HA1 */
+        if (!ok)
+            return CSIP_ERR_NOMEM;
+    }
     for (size_t i = 0; i < n; i++) {
         if (i > 0 && EVP_DigestUpdate(ctx, ":", 1) != 1)
             return CSIP_ERR_NOMEM;

@@ -217,4 +217,8 @@ static inline size_t csip__fmt_u64(char *out, uint64_t v)
     return n;
 }
 
+/* SipHash-2-4 with a 128-bit output (siphash.c): a keyed MAC of data under
+ * a 16-octet key, written to out. */
+void csip__siphash128(const uint8_t key[16], const void *data, size_t len, uint8_t out[16]);
+
 #endif

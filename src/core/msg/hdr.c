@@ -620,23 +620,27 @@ int csip_auth_param_next(csip_str *rest, csip_param *out)
 
 static int auth_params(csip_str params, csip_auth *a)
 {
-    struct {
+#define AP(name, field) {name, sizeof name - 1, offsetof(csip_auth, field)}
+    static const struct {
         const char *n;
-        csip_str *v;
+        uint8_t len;
+        uint16_t off;
     } known[] = {
-        {"realm", &a->realm},         {"nonce", &a->nonce},       {"opaque", &a->opaque},
-        {"algorithm", &a->algorithm}, {"qop", &a->qop},           {"stale", &a->stale},
-        {"domain", &a->domain},       {"username", &a->username}, {"uri", &a->uri},
-        {"response", &a->response},   {"cnonce", &a->cnonce},     {"nc", &a->nc},
-        {"userhash", &a->userhash},   {"nextnonce", &a->nextnonce}, {"rspauth", &a->rspauth},
+        AP("realm", realm),         AP("nonce", nonce),         AP("opaque", opaque),
+        AP("algorithm", algorithm), AP("qop", qop),             AP("stale", stale),
+        AP("domain", domain),       AP("username", username),   AP("uri", uri),
+        AP("response", response),   AP("cnonce", cnonce),       AP("nc", nc),
+        AP("userhash", userhash),   AP("nextnonce", nextnonce), AP("rspauth", rspauth),
     };
+#undef AP
     csip_param pr;
     int rc;
     csip_str rest = params;
     while ((rc = csip_auth_param_next(&rest, &pr)) == 1) {
         for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-            if (csip_str_ieq_c(pr.name, known[i].n)) {
-                *known[i].v = pr.value;
+            if (pr.name.len == known[i].len &&
+                csip_str_ieq(pr.name, (csip_str){known[i].n, known[i].len})) {
+                *(csip_str *)(void *)((char *)a + known[i].off) = pr.value;
                 break;
             }
     }
