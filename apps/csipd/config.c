@@ -240,7 +240,7 @@ void csipd_config_load(csipd_config *c, int argc, char **argv, int *rest)
     c->log_level = LOG_INFO;
     c->auth = true;
     c->nonce_lifetime = 300;
-    c->group_commit_ms = 5;
+    c->group_commit_ms = 20;
     /* A proxied call keeps four transactions for up to 32 s (RFC 6026 Timer L
      * and M, Timer J): a few thousand calls per second need this many. */
     c->max_txns = 1u << 20;
