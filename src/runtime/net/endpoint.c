@@ -7,6 +7,8 @@
 #include "net/net_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -143,25 +145,45 @@ static void close_handle(csip_endpoint *ep, uv_handle_t *h)
 /* ------------------------------------------------------------------------- */
 /* UDP */
 
-static void udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    (void)suggested;
-    net_listener *l = h->data;
-    /* room for NET_MMSG datagrams: libuv reads them with one recvmmsg() */
-    buf->base = l->ep->mbuf;
-    buf->len = (size_t)NET_MMSG * NET_RBUF;
-}
-
-static void udp_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struct sockaddr *sa,
-                     unsigned flags)
+/* The socket is readable: datagrams are read NET_MMSG at a time until a
+ * read comes back short (the socket was drained a moment ago; what arrives
+ * later makes it readable again), at most NET_MMSG_ROUNDS times. */
+static void udp_readable(uv_poll_t *h, int status, int events)
 {
     net_listener *l = h->data;
     csip_endpoint *ep = l->ep;
-    if (n <= 0 || !sa || (flags & UV_UDP_PARTIAL) || ep->freeing)
+    if (status < 0 || !(events & UV_READABLE))
         return;
-    csip_addr src;
-    csip__net_from_sockaddr(sa, CSIP_TP_UDP, &src);
-    (void)csip_txn_layer_recv(ep->txn, buf->base, (size_t)n, &src, uv_now(ep->loop));
+    struct mmsghdr mm[NET_MMSG];
+    struct iovec iov[NET_MMSG];
+    struct sockaddr_storage ss[NET_MMSG];
+    for (unsigned round = 0; round < NET_MMSG_ROUNDS && !ep->freeing; round++) {
+        for (unsigned i = 0; i < NET_MMSG; i++) {
+            iov[i] = (struct iovec){ep->mbuf + (size_t)i * NET_RBUF, NET_RBUF};
+            mm[i] = (struct mmsghdr){
+                .msg_hdr = {.msg_name = &ss[i],
+                            .msg_namelen = sizeof ss[i],
+                            .msg_iov = &iov[i],
+                            .msg_iovlen = 1},
+            };
+        }
+        int n;
+        do
+            n = recvmmsg(l->rfd, mm, NET_MMSG, MSG_DONTWAIT, NULL);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0)
+            return; /* EAGAIN: drained; other errors (ICMP) concern no datagram */
+        uint64_t now = uv_now(ep->loop);
+        for (int i = 0; i < n && !ep->freeing; i++) {
+            if ((mm[i].msg_hdr.msg_flags & MSG_TRUNC) || mm[i].msg_len == 0)
+                continue;
+            csip_addr src;
+            csip__net_from_sockaddr((const struct sockaddr *)&ss[i], CSIP_TP_UDP, &src);
+            (void)csip_txn_layer_recv(ep->txn, iov[i].iov_base, mm[i].msg_len, &src, now);
+        }
+        if ((unsigned)n < NET_MMSG)
+            return;
+    }
 }
 
 typedef struct udp_req {
@@ -551,8 +573,7 @@ static int open_listener(csip_endpoint *ep, net_listener *l, const csip_addr *a)
     l->ep = ep;
     l->kind = a->transport == CSIP_TP_UDP ? LS_UDP : a->transport == CSIP_TP_TCP ? LS_TCP : LS_TLS;
     if (l->kind == LS_UDP) {
-        r = uv_udp_init_ex(ep->loop, &l->u.udp,
-                           (a->family == 6 ? AF_INET6 : AF_INET) | UV_UDP_RECVMMSG);
+        r = uv_udp_init_ex(ep->loop, &l->u.udp, a->family == 6 ? AF_INET6 : AF_INET);
         if (r < 0)
             return uv_to_csip(r);
         l->init = true;
@@ -566,8 +587,20 @@ static int open_listener(csip_endpoint *ep, net_listener *l, const csip_addr *a)
             (void)uv_send_buffer_size((uv_handle_t *)&l->u.udp, &sb);
             r = uv_udp_getsockname(&l->u.udp, (struct sockaddr *)&ss, &namelen);
         }
+        if (r == 0) {
+            uv_os_fd_t fd;
+            r = uv_fileno(&l->u.h, &fd);
+            if (r == 0 && (l->rfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
+                r = UV_EMFILE;
+        }
         if (r == 0)
-            r = uv_udp_recv_start(&l->u.udp, udp_alloc, udp_recv);
+            r = uv_poll_init_socket(ep->loop, &l->rpoll, l->rfd);
+        if (r == 0) {
+            l->rpoll_init = true;
+            ep->handles++;
+            l->rpoll.data = l;
+            r = uv_poll_start(&l->rpoll, UV_READABLE, udp_readable);
+        }
     } else {
         r = uv_tcp_init(ep->loop, &l->u.tcp);
         if (r < 0)
@@ -674,6 +707,8 @@ int csip_endpoint_new(uv_loop_t *loop, const csip_endpoint_opts *opts, const csi
         return CSIP_ERR_NOMEM;
     }
     memset(ep->ls, 0, (n_ls ? n_ls : 1) * sizeof *ep->ls);
+    for (size_t i = 0; i < n_ls; i++)
+        ep->ls[i].rfd = -1;
 
     /* From here on, csip_endpoint_free() undoes everything. */
     int rc = 0;
@@ -724,9 +759,16 @@ void csip_endpoint_free(csip_endpoint *ep)
     ep->failed_tail = NULL;
     for (net_conn *c = ep->conns; c; c = c->next)
         csip__net_conn_close(c, 0, NULL);
-    for (size_t i = 0; i < ep->n_ls; i++)
-        if (ep->ls[i].init)
-            close_handle(ep, &ep->ls[i].u.h);
+    for (size_t i = 0; i < ep->n_ls; i++) {
+        net_listener *l = &ep->ls[i];
+        if (l->rpoll_init)
+            close_handle(ep, (uv_handle_t *)&l->rpoll); /* stops polling the fd at once */
+        if (l->rfd >= 0)
+            close(l->rfd);
+        l->rfd = -1;
+        if (l->init)
+            close_handle(ep, &l->u.h);
+    }
     SSL_CTX_free(ep->tls_server);
     SSL_CTX_free(ep->tls_client);
     ep->tls_server = ep->tls_client = NULL;

@@ -37,8 +37,10 @@
 /* Receive scratch buffer: the largest UDP datagram, and one read of a stream. */
 #define NET_RBUF 65536u
 /* UDP reads take up to this many datagrams in one recvmmsg() (a buffer of
- * NET_RBUF each). */
+ * NET_RBUF each), and at most NET_MMSG_ROUNDS such reads per wake-up (other
+ * sockets get their turn). */
 #define NET_MMSG 16u
+#define NET_MMSG_ROUNDS 4u
 /* UDP sends of one loop iteration wait in a batch and leave in one
  * sendmmsg() before the loop polls again: at most this many datagrams and
  * NET_BATCH_BYTES octets, a fuller batch leaves at once. */
@@ -104,6 +106,13 @@ typedef struct net_listener {
     } u;
     listener_kind kind;
     bool init; /* the handle was initialised (must be closed) */
+    /* UDP reads: a uv_poll_t on a dup() of the socket, drained by recvmmsg()
+     * until a short read (libuv's own reader reads again until EAGAIN: one
+     * system call more per wake-up). The uv_udp_t keeps the socket and its
+     * queue of sends that would block. */
+    uv_poll_t rpoll;
+    int rfd;         /* the dup(), -1 when none */
+    bool rpoll_init; /* rpoll was initialised (must be closed) */
     csip_addr local;
 } net_listener;
 
