@@ -843,6 +843,10 @@ static int open_state(server *s)
     }
     csipd_log(LOG_INFO, "%zu binding%s loaded from %s", csip_store_sqlite_count(s->store),
               csip_store_sqlite_count(s->store) == 1 ? "" : "s", c->db);
+    /* the users in memory before the first request, not during it */
+    if (c->auth && (rc = csip_userdb_warm(s->users)) != 0)
+        csipd_log(LOG_WARN, "users not loaded into memory (%s): lookups read the database",
+                  csip_strerror(rc));
     /* The nonce key lives in the database, so that a challenge given before a
      * restart can still be answered after it. */
     uint8_t key[SECRET_LEN];

@@ -151,11 +151,20 @@ CSIP_EXTERN int csip_userdb_begin(csip_userdb *db);
 CSIP_EXTERN int csip_userdb_commit(csip_userdb *db);
 /**
  * The lookup for csip_auth_server_verify() (a csip_auth_lookup_fn; user_data
- * is the csip_userdb). Reads the database at each call, so users added by
- * another process are seen at once.
+ * is the csip_userdb). Served from a copy of the users in memory, loaded
+ * again when the table has changed (checked at most once a second, and at
+ * once after this handle's own changes), so users added by another process
+ * are seen within a second.
  */
 CSIP_EXTERN int csip_userdb_lookup(void *user_data, csip_str username, bool userhash,
                                    csip_str realm, csip_auth_alg alg, char *ha1, size_t ha1_cap);
+/**
+ * Loads the users into memory now (lookups are served from there; without
+ * this the first lookup loads them), so that a server does not pause at its
+ * first authenticated request. @return 0, CSIP_ERR_INVALID_ARG, CSIP_ERR_STORE
+ * (lookups then read the database). @since 0.1
+ */
+CSIP_EXTERN int csip_userdb_warm(csip_userdb *db);
 /**
  * A random secret of len bytes (1..64) kept in the database: drawn and stored
  * on first use, the same afterwards. A server keys its nonces with it, so

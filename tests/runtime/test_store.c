@@ -503,6 +503,52 @@ static void test_userdb(void)
     ASSERT_OK(csip_userdb_commit(u));
     EXPECT_OK(csip_userdb_lookup(u, CSIP_STR("u99"), false, CSIP_STR("c.example"),
                                  CSIP_AUTH_ALG_SHA256, ha1, sizeof ha1));
+    /* many users in memory (csip_userdb_warm loads them now): each found by
+     * name with its own HA1, every fifth by userhash; near misses are not */
+    ASSERT_OK(csip_userdb_begin(u));
+    for (int i = 0; i < 3000; i++) {
+        int n = snprintf(name, sizeof name, "m%d", i);
+        ASSERT_OK(csip_userdb_put(u, (csip_str){name, (size_t)n}, CSIP_STR("d.example"),
+                                  (csip_str){name, (size_t)n}));
+    }
+    ASSERT_OK(csip_userdb_commit(u));
+    ASSERT_OK(csip_userdb_warm(u));
+    EXPECT_EQ(csip_userdb_warm(NULL), CSIP_ERR_INVALID_ARG);
+    for (int i = 0; i < 3000; i++) {
+        int n = snprintf(name, sizeof name, "m%d", i);
+        csip_str nm = {name, (size_t)n};
+        csip_auth_alg alg = i % 2 ? CSIP_AUTH_ALG_MD5 : CSIP_AUTH_ALG_SHA256;
+        char want[CSIP_AUTH_HEX_MAX], uh[CSIP_AUTH_HEX_MAX];
+        ASSERT_OK(csip_auth_ha1(alg, nm, CSIP_STR("d.example"), nm, want));
+        memset(ha1, 0, sizeof ha1);
+        ASSERT_OK(csip_userdb_lookup(u, nm, false, CSIP_STR("d.example"), alg, ha1, sizeof ha1));
+        ASSERT_TRUE(strcmp(ha1, want) == 0);
+        if (i % 5 == 0) {
+            ASSERT_OK(csip_auth_userhash(alg, nm, CSIP_STR("d.example"), uh));
+            memset(ha1, 0, sizeof ha1);
+            ASSERT_OK(csip_userdb_lookup(u, csip_str_c(uh), true, CSIP_STR("d.example"), alg,
+                                         ha1, sizeof ha1));
+            ASSERT_TRUE(strcmp(ha1, want) == 0);
+            /* a userhash is not a name, nor another algorithm's userhash */
+            EXPECT_EQ(csip_userdb_lookup(u, csip_str_c(uh), false, CSIP_STR("d.example"), alg,
+                                         ha1, sizeof ha1),
+                      CSIP_ERR_NOT_FOUND);
+            EXPECT_EQ(csip_userdb_lookup(u, csip_str_c(uh), true, CSIP_STR("d.example"),
+                                         alg == CSIP_AUTH_ALG_MD5 ? CSIP_AUTH_ALG_SHA512_256
+                                                                  : CSIP_AUTH_ALG_MD5,
+                                         ha1, sizeof ha1),
+                      CSIP_ERR_NOT_FOUND);
+        }
+    }
+    EXPECT_EQ(csip_userdb_lookup(u, CSIP_STR("m3000"), false, CSIP_STR("d.example"),
+                                 CSIP_AUTH_ALG_MD5, ha1, sizeof ha1),
+              CSIP_ERR_NOT_FOUND);
+    EXPECT_EQ(csip_userdb_lookup(u, CSIP_STR("m1"), false, CSIP_STR("d.exampl"), CSIP_AUTH_ALG_MD5,
+                                 ha1, sizeof ha1),
+              CSIP_ERR_NOT_FOUND);
+    EXPECT_EQ(csip_userdb_lookup(u, CSIP_STR("m"), false, CSIP_STR("1d.example"),
+                                 CSIP_AUTH_ALG_MD5, ha1, sizeof ha1),
+              CSIP_ERR_NOT_FOUND);
     /* the secret: drawn once, the same after a reopen */
     uint8_t k1[32], k2[32], k3[32];
     ASSERT_OK(csip_userdb_secret(u, "nonce", k1, sizeof k1));
