@@ -1722,6 +1722,61 @@ static void test_failing_alloc(void)
     reset_out();
 }
 
+/* The table itself: runs that wrap around the end of the slot array, equal
+ * hashes, growth, and removal in any order (the backward shift) keep every
+ * remaining transaction findable, and only those. */
+static bool table_has(const csip_txn_layer *l, const csip_txn *t)
+{
+    size_t pos = csip__txn_probe(l, t->hash);
+    for (csip_txn *x; (x = csip__txn_next(l, t->hash, &pos)) != NULL;)
+        if (x == t)
+            return true;
+    return false;
+}
+
+static void test_table_probing(void)
+{
+    enum { N = 600 };
+    static csip_txn tx[N];
+    static bool in[N];
+    csip_txn_layer l;
+    memset(&l, 0, sizeof l);
+    ASSERT_OK(csip__txn_table_init(&l));
+    uint64_t rnd = 0x9e3779b97f4a7c15u;
+    for (int round = 0; round < 4; round++) {
+        memset(tx, 0, sizeof tx);
+        memset(in, 0, sizeof in);
+        for (int i = 0; i < N; i++) {
+            rnd = rnd * 6364136223846793005u + 1442695040888963407u;
+            /* few distinct homes, many near the end of the array, some equal */
+            uint64_t h = round % 2 ? (rnd >> 33) % 9 : (uint64_t)-1 - (rnd >> 33) % 7;
+            if (i % 10 == 0)
+                h = 5;
+            tx[i].hash = h | (uint64_t)(i % 3) << 40;
+            ASSERT_OK(csip__txn_reserve(&l));
+            csip__txn_table_insert(&l, &tx[i]);
+            in[i] = true;
+        }
+        ASSERT_EQ(l.count, (size_t)N);
+        ASSERT_TRUE(l.count * 2 <= l.nslots);
+        for (int k = 0; k < N; k++) {
+            rnd = rnd * 6364136223846793005u + 1442695040888963407u;
+            int i = (int)((rnd >> 33) % N);
+            while (!in[i])
+                i = (i + 1) % N;
+            csip__txn_table_remove(&l, &tx[i]);
+            in[i] = false;
+            csip__txn_table_remove(&l, &tx[i]); /* not there: a no-op */
+            if (k % 37 == 0 || k > N - 40)
+                for (int j = 0; j < N; j++)
+                    ASSERT_EQ(table_has(&l, &tx[j]), in[j]);
+        }
+        ASSERT_EQ(l.count, (size_t)0);
+        EXPECT_TRUE(csip__txn_table_any(&l) == NULL);
+    }
+    csip__txn_table_free(&l);
+}
+
 int main(int argc, char **argv)
 {
     static const check_test tests[] = {
@@ -1748,6 +1803,7 @@ int main(int argc, char **argv)
         CHECK_TEST(test_transport_errors),
         CHECK_TEST(test_reentrant_expiry),
         CHECK_TEST(test_many),
+        CHECK_TEST(test_table_probing),
         CHECK_TEST(test_failing_alloc),
     };
     return check_run(tests, sizeof tests / sizeof tests[0], argc, argv);

@@ -444,8 +444,9 @@ static void compact(csip_txn *t)
 static csip_txn *find_client_h(const csip_txn_layer *l, uint64_t h, csip_str branch,
                                csip_str method)
 {
-    for (csip_txn *t = csip__txn_bucket(l, h); t; t = t->hnext)
-        if (t->hash == h && is_client(t) && csip_str_ieq(t->via->branch, branch) &&
+    size_t pos = csip__txn_probe(l, h);
+    for (csip_txn *t; (t = csip__txn_next(l, h, &pos)) != NULL;)
+        if (is_client(t) && csip_str_ieq(t->via->branch, branch) &&
             csip_str_eq(method_of(t), method))
             return t;
     return NULL;
@@ -467,8 +468,9 @@ static csip_txn *find_server(const csip_txn_layer *l, const csip_via *via, csip_
                              bool invite_of)
 {
     uint64_t h = hash_branch(l, via->branch);
-    for (csip_txn *t = csip__txn_bucket(l, h); t; t = t->hnext) {
-        if (t->hash != h || is_client(t) || (t->flags & TXF_2543) ||
+    size_t pos = csip__txn_probe(l, h);
+    for (csip_txn *t; (t = csip__txn_next(l, h, &pos)) != NULL;) {
+        if (is_client(t) || (t->flags & TXF_2543) ||
             !csip_str_ieq(t->via->branch, via->branch) || !sent_by_equal(t->via, via))
             continue;
         if (invite_of ? t->kind == CSIP_TXN_INVITE_SERVER : csip_str_eq(method_of(t), method))
@@ -532,8 +534,9 @@ static csip_txn *find_2543(const csip_txn_layer *l, const csip_msg *r, int mode)
     if (csip_msg_call_id(r, &cid) != 0 || csip_msg_cseq(r, &cseq) != 0)
         return NULL;
     uint64_t h = hash_2543(l, cid, cseq->number);
-    for (csip_txn *t = csip__txn_bucket(l, h); t; t = t->hnext)
-        if (t->hash == h && !is_client(t) && (t->flags & TXF_2543) && match_2543(t, r, mode))
+    size_t pos = csip__txn_probe(l, h);
+    for (csip_txn *t; (t = csip__txn_next(l, h, &pos)) != NULL;)
+        if (!is_client(t) && (t->flags & TXF_2543) && match_2543(t, r, mode))
             return t;
     return NULL;
 }

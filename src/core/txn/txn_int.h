@@ -53,15 +53,14 @@ typedef struct txn_compact {
 } txn_compact;
 
 /*
- * Laid out to keep the struct small (152 bytes on LP64): pointers and 64-bit
+ * Laid out to keep the struct small (144 bytes on LP64): pointers and 64-bit
  * times first, the address, then 32-bit and 8-bit fields. The method is not
  * kept (csip_msg_method_name() of req gives it); byte counts are 32-bit
  * (csip_msg_print() returns an int).
  */
 struct csip_txn {
     csip_txn_layer *layer;
-    csip_txn *hnext; /* hash chain */
-    uint64_t hash;
+    uint64_t hash; /* of the matching key: branch, or Call-ID and CSeq (RFC 2543) */
     uint64_t tm[TM__COUNT];
     uint64_t due; /* earliest armed slot: the heap key */
     csip_msg *req;
@@ -93,6 +92,11 @@ struct csip_txn {
     uint8_t flags;     /* TXF_* */
 };
 
+typedef struct txn_slot {
+    uint64_t hash;
+    csip_txn *t; /* NULL: empty */
+} txn_slot;
+
 struct csip_txn_layer {
     const csip_mem *mem;
     csip_txn_callbacks cb;
@@ -102,8 +106,8 @@ struct csip_txn_layer {
     bool drop_completed;
     csip_parse_opts popts;
 
-    csip_txn **buckets; /* power-of-two count */
-    size_t nbuckets;
+    txn_slot *slots; /* open addressing, linear probing; a power-of-two count */
+    size_t nslots;
     size_t count;     /* live transactions */
     uint64_t hkey[2]; /* hash key, from RAND_bytes */
 
@@ -127,15 +131,31 @@ void csip__txn_table_free(csip_txn_layer *l);
 /* Makes room for one more transaction in the heap (called before it exists).
  * @return 0 or CSIP_ERR_NOMEM. */
 int csip__txn_reserve(csip_txn_layer *l);
-/* Links t (t->hash set) into its bucket; grows the table when it is loaded
- * (a failed growth keeps the old table). */
+/* Adds t (t->hash set); grows the table when half full (a failed growth
+ * keeps the old table: csip__txn_reserve() left room). */
 void csip__txn_table_insert(csip_txn_layer *l, csip_txn *t);
-/* Unlinks t from its bucket. */
+/* Takes t out of the table. */
 void csip__txn_table_remove(csip_txn_layer *l, csip_txn *t);
-/* The first transaction of the bucket for hash h (walk with ->hnext). */
-static inline csip_txn *csip__txn_bucket(const csip_txn_layer *l, uint64_t h)
+/*
+ * The transactions whose hash is h, one per call, from the probe position
+ * *pos (start: csip__txn_probe(l, h)); NULL after the last. Slots keep the
+ * hash beside the pointer: a lookup touches no transaction of another hash,
+ * and a new branch costs one read of the slot array.
+ */
+static inline size_t csip__txn_probe(const csip_txn_layer *l, uint64_t h)
 {
-    return l->buckets[h & (l->nbuckets - 1)];
+    return (size_t)h & (l->nslots - 1);
+}
+static inline csip_txn *csip__txn_next(const csip_txn_layer *l, uint64_t h, size_t *pos)
+{
+    for (;;) {
+        const txn_slot *s = &l->slots[*pos];
+        if (!s->t)
+            return NULL; /* the table always has an empty slot */
+        *pos = (*pos + 1) & (l->nslots - 1);
+        if (s->hash == h)
+            return s->t;
+    }
 }
 /* Any live transaction, or NULL (used when freeing the layer). */
 csip_txn *csip__txn_table_any(const csip_txn_layer *l);

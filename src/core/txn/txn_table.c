@@ -1,6 +1,7 @@
 /*
- * The transaction table (a chained hash table under a random SipHash key, so
- * that a peer choosing branches cannot make one chain long) and the timer
+ * The transaction table (open addressing with linear probing, at most half
+ * full, under a random SipHash key, so that a peer choosing branches cannot
+ * make one run long; each slot keeps the hash beside the pointer) and the timer
  * heap (a binary min-heap of transactions by earliest deadline, each knowing
  * its index, so that re-arming a timer is one sift).
  */
@@ -8,7 +9,7 @@
 
 #include <string.h>
 
-#define INITIAL_BUCKETS 64u
+#define INITIAL_SLOTS 64u
 #define INITIAL_HEAP 64u
 
 /* ------------------------------------------------------------------------- */
@@ -99,14 +100,14 @@ uint64_t csip__txn_hash(const uint64_t k[2], const char *p, size_t n, bool fold)
 
 int csip__txn_table_init(csip_txn_layer *l)
 {
-    l->buckets = csip__malloc(l->mem, INITIAL_BUCKETS * sizeof *l->buckets);
+    l->slots = csip__malloc(l->mem, INITIAL_SLOTS * sizeof *l->slots);
     l->heap = csip__malloc(l->mem, INITIAL_HEAP * sizeof *l->heap);
-    if (!l->buckets || !l->heap) {
+    if (!l->slots || !l->heap) {
         csip__txn_table_free(l);
         return CSIP_ERR_NOMEM;
     }
-    memset(l->buckets, 0, INITIAL_BUCKETS * sizeof *l->buckets);
-    l->nbuckets = INITIAL_BUCKETS;
+    memset(l->slots, 0, INITIAL_SLOTS * sizeof *l->slots);
+    l->nslots = INITIAL_SLOTS;
     l->heap_cap = INITIAL_HEAP;
     l->heap_len = 0;
     return 0;
@@ -114,15 +115,43 @@ int csip__txn_table_init(csip_txn_layer *l)
 
 void csip__txn_table_free(csip_txn_layer *l)
 {
-    csip__free(l->mem, l->buckets);
+    csip__free(l->mem, l->slots);
     csip__free(l->mem, l->heap);
-    l->buckets = NULL;
+    l->slots = NULL;
     l->heap = NULL;
-    l->nbuckets = l->heap_cap = l->heap_len = 0;
+    l->nslots = l->heap_cap = l->heap_len = 0;
+}
+
+static void slot_put(txn_slot *slots, size_t mask, uint64_t h, csip_txn *t)
+{
+    size_t i = (size_t)h & mask;
+    while (slots[i].t)
+        i = (i + 1) & mask;
+    slots[i] = (txn_slot){h, t};
+}
+
+/* Doubles the slot array; false (the old one kept) when out of memory. */
+static bool table_grow(csip_txn_layer *l)
+{
+    size_t n = l->nslots * 2;
+    txn_slot *s = csip__malloc(l->mem, n * sizeof *s);
+    if (!s)
+        return false;
+    memset(s, 0, n * sizeof *s);
+    for (size_t i = 0; i < l->nslots; i++)
+        if (l->slots[i].t)
+            slot_put(s, n - 1, l->slots[i].hash, l->slots[i].t);
+    csip__free(l->mem, l->slots);
+    l->slots = s;
+    l->nslots = n;
+    return true;
 }
 
 int csip__txn_reserve(csip_txn_layer *l)
 {
+    /* the table: half full at most when it can grow, three quarters when not */
+    if ((l->count + 1) * 2 > l->nslots && !table_grow(l) && (l->count + 1) * 4 > l->nslots * 3)
+        return CSIP_ERR_NOMEM;
     if (l->count + 1 <= l->heap_cap)
         return 0;
     size_t cap = l->heap_cap * 2;
@@ -134,55 +163,40 @@ int csip__txn_reserve(csip_txn_layer *l)
     return 0;
 }
 
-static void table_grow(csip_txn_layer *l)
-{
-    size_t n = l->nbuckets * 2;
-    csip_txn **b = csip__malloc(l->mem, n * sizeof *b);
-    if (!b)
-        return; /* longer chains, still correct */
-    memset(b, 0, n * sizeof *b);
-    for (size_t i = 0; i < l->nbuckets; i++) {
-        csip_txn *t = l->buckets[i];
-        while (t) {
-            csip_txn *next = t->hnext;
-            size_t j = t->hash & (n - 1);
-            t->hnext = b[j];
-            b[j] = t;
-            t = next;
-        }
-    }
-    csip__free(l->mem, l->buckets);
-    l->buckets = b;
-    l->nbuckets = n;
-}
-
 void csip__txn_table_insert(csip_txn_layer *l, csip_txn *t)
 {
-    if (l->count >= l->nbuckets)
-        table_grow(l);
-    size_t j = t->hash & (l->nbuckets - 1);
-    t->hnext = l->buckets[j];
-    l->buckets[j] = t;
+    if ((l->count + 1) * 2 > l->nslots)
+        (void)table_grow(l);
+    slot_put(l->slots, l->nslots - 1, t->hash, t);
     l->count++;
 }
 
 void csip__txn_table_remove(csip_txn_layer *l, csip_txn *t)
 {
-    csip_txn **pp = &l->buckets[t->hash & (l->nbuckets - 1)];
-    while (*pp && *pp != t)
-        pp = &(*pp)->hnext;
-    if (*pp) {
-        *pp = t->hnext;
-        l->count--;
+    size_t mask = l->nslots - 1, i = (size_t)t->hash & mask;
+    while (l->slots[i].t && l->slots[i].t != t)
+        i = (i + 1) & mask;
+    if (!l->slots[i].t)
+        return; /* not in the table */
+    /* backward shift: each later slot of the run whose home is not between
+     * the hole and itself moves into the hole (no tombstones) */
+    for (size_t j = (i + 1) & mask; l->slots[j].t; j = (j + 1) & mask) {
+        size_t home = (size_t)l->slots[j].hash & mask;
+        bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (stays)
+            continue;
+        l->slots[i] = l->slots[j];
+        i = j;
     }
-    t->hnext = NULL;
+    l->slots[i] = (txn_slot){0, NULL};
+    l->count--;
 }
 
 csip_txn *csip__txn_table_any(const csip_txn_layer *l)
 {
-    for (size_t i = 0; i < l->nbuckets; i++)
-        if (l->buckets[i])
-            return l->buckets[i];
+    for (size_t i = 0; i < l->nslots; i++)
+        if (l->slots[i].t)
+            return l->slots[i].t;
     return NULL;
 }
 
