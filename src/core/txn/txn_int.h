@@ -108,6 +108,7 @@ struct csip_txn_layer {
 
     txn_slot *slots; /* open addressing, linear probing; a power-of-two count */
     size_t nslots;
+    size_t scan_pos;  /* where csip__txn_table_any() found one last */
     size_t count;     /* live transactions */
     uint64_t hkey[2]; /* hash key, from RAND_bytes */
 
@@ -158,7 +159,7 @@ static inline csip_txn *csip__txn_next(const csip_txn_layer *l, uint64_t h, size
     }
 }
 /* Any live transaction, or NULL (used when freeing the layer). */
-csip_txn *csip__txn_table_any(const csip_txn_layer *l);
+csip_txn *csip__txn_table_any(csip_txn_layer *l);
 
 /* Re-places t in the heap after its tm[] changed (adds, moves or removes it).
  * Never allocates: csip__txn_reserve() made room when t was created. */
