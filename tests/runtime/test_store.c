@@ -595,6 +595,61 @@ static void test_userdb(void)
     csip_userdb_close(NULL);
 }
 
+/* A put is an INSERT when memory has no such binding and an UPDATE when it
+ * has: when the table disagrees (rows changed behind the store's back), the
+ * put still leaves the table holding the binding, with its new values. */
+static int64_t row_expiry(sqlite3 *db, const char *contact)
+{
+    sqlite3_stmt *st;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(db, "SELECT expires_at FROM location WHERE contact = ?1", -1, &st,
+                           NULL) != SQLITE_OK)
+        return -2;
+    sqlite3_bind_blob(st, 1, contact, (int)strlen(contact), SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static void test_sqlite_put_disagreeing(void)
+{
+    fresh_db("disagree");
+    csip_store_sqlite *s;
+    ASSERT_OK(csip_store_sqlite_open(dbpath, 0, NULL, &s));
+    csip_location_store ls;
+    csip_store_sqlite_location(s, &ls);
+    csip_binding a = mk("sip:u@example.com", "sip:a@h", 1000, 1);
+    csip_binding b = mk("sip:u@example.com", "sip:b@h", 1000, 1);
+    ASSERT_OK(ls.put(ls.user_data, &a));
+    ASSERT_OK(ls.put(ls.user_data, &b));
+    a.expires_at = 1100; /* a refresh: an UPDATE */
+    ASSERT_OK(ls.put(ls.user_data, &a));
+    sqlite3 *db;
+    ASSERT_TRUE(sqlite3_open(dbpath, &db) == SQLITE_OK);
+    EXPECT_EQ(row_expiry(db, "sip:a@h"), 1100);
+    /* behind the store's back: a's row deleted, c's row added */
+    ASSERT_TRUE(sqlite3_exec(db,
+                             "DELETE FROM location WHERE contact = CAST('sip:a@h' AS BLOB);"
+                             "INSERT INTO location VALUES (CAST('sip:u@example.com' AS BLOB),"
+                             " CAST('sip:c@h' AS BLOB), NULL, NULL, CAST('x' AS BLOB), 1, -1, 5)",
+                             NULL, NULL, NULL) == SQLITE_OK);
+    EXPECT_EQ(row_expiry(db, "sip:a@h"), -1);
+    EXPECT_EQ(row_expiry(db, "sip:c@h"), 5);
+    a.expires_at = 1200; /* memory says refresh, the table has no row */
+    ASSERT_OK(ls.put(ls.user_data, &a));
+    csip_binding c = mk("sip:u@example.com", "sip:c@h", 1300, 1); /* memory says new */
+    ASSERT_OK(ls.put(ls.user_data, &c));
+    EXPECT_EQ(row_expiry(db, "sip:a@h"), 1200);
+    EXPECT_EQ(row_expiry(db, "sip:c@h"), 1300);
+    EXPECT_EQ(row_expiry(db, "sip:b@h"), 1000);
+    sqlite3_close(db);
+    const csip_binding *got = find(&ls, "sip:u@example.com", "sip:c@h");
+    ASSERT_TRUE(got != NULL);
+    EXPECT_EQ(got->expires_at, 1300);
+    csip_store_sqlite_close(s);
+}
+
 int main(int argc, char **argv)
 {
     if (!mkdtemp(dir)) {
@@ -611,6 +666,7 @@ int main(int argc, char **argv)
         CHECK_TEST(test_userdb),
         CHECK_TEST(test_sqlite_group),
         CHECK_TEST(test_sqlite_old_schema),
+        CHECK_TEST(test_sqlite_put_disagreeing),
     };
     int rc = check_run(tests, sizeof tests / sizeof tests[0], argc, argv);
     const char *names[] = {"reopen", "rollback", "registrar", "crash", "users", "group", "old"};
