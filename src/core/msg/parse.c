@@ -9,6 +9,7 @@
  * were (nothing can follow). Streams: Content-Length is mandatory (§18.3,
  * §20.14) and framing is done beforehand by csip_stream_frame().
  */
+#include <pthread.h>
 #include <stddef.h>
 #include <string.h>
 #if defined(__SSE2__)
@@ -514,13 +515,14 @@ static int msg_split(csip_msg *m, csip_parse_error *err)
 }
 
 /*
- * The block of the last message freed on this thread, kept for the next one
- * (libc allocator only): a server parses and frees a message per datagram,
- * and glibc's malloc and free of a block this size cost about 280
- * instructions a message, more once the heap is fragmented. One block per
- * thread at most (the largest seen, up to MSG_CACHE_MAX), never freed.
- * Not under AddressSanitizer, which should see every message's memory
- * freed and catch a use after it.
+ * The blocks of the last messages freed on this thread, kept for the next
+ * ones (libc allocator only): a server parses and frees messages all the
+ * time, and glibc's malloc and free of a block this size cost about 280
+ * instructions a message, more once the heap is fragmented (and the misses
+ * of its bins at high rates). Up to MSG_CACHE_N blocks per thread of at most
+ * MSG_CACHE_MAX octets each, a stack (the most recently freed, warm in the
+ * cache, first), never freed. Not under AddressSanitizer, which should see
+ * every message's memory freed and catch a use after it.
  */
 #if defined(__SANITIZE_ADDRESS__)
 #define MSG_CACHE 0
@@ -533,9 +535,40 @@ static int msg_split(csip_msg *m, csip_parse_error *err)
 #define MSG_CACHE 1
 #endif
 #define MSG_CACHE_MAX (16u * 1024u)
+#define MSG_CACHE_N 32u
+#define MSG_CACHE_LOOK 4u /* blocks looked at from the top for one big enough */
 #if MSG_CACHE
-static _Thread_local void *msg_cache;
-static _Thread_local size_t msg_cache_size;
+static _Thread_local void *msg_cache[MSG_CACHE_N];
+static _Thread_local size_t msg_cache_size[MSG_CACHE_N];
+static _Thread_local unsigned msg_cache_n;
+static _Thread_local bool msg_cache_armed; /* the exit destructor knows this thread */
+static pthread_key_t msg_cache_key;
+static pthread_once_t msg_cache_once = PTHREAD_ONCE_INIT;
+static bool msg_cache_key_ok;
+
+/* A thread that ends gives its blocks back. */
+static void msg_cache_release(void *unused)
+{
+    (void)unused;
+    while (msg_cache_n)
+        csip__free(NULL, msg_cache[--msg_cache_n]);
+}
+
+static void msg_cache_key_init(void)
+{
+    msg_cache_key_ok = pthread_key_create(&msg_cache_key, msg_cache_release) == 0;
+}
+
+/* Whether this thread may keep blocks: only once its exit will free them. */
+static bool msg_cache_arm(void)
+{
+    if (msg_cache_armed)
+        return true;
+    (void)pthread_once(&msg_cache_once, msg_cache_key_init);
+    /* any non-NULL value: the destructor runs only for those */
+    msg_cache_armed = msg_cache_key_ok && pthread_setspecific(msg_cache_key, &msg_cache_n) == 0;
+    return msg_cache_armed;
+}
 #endif
 
 static csip_msg *msg_new(const csip_parse_opts *opts, size_t copy_len)
@@ -546,11 +579,16 @@ static csip_msg *msg_new(const csip_parse_opts *opts, size_t copy_len)
     size_t size = head + buf_room + INITIAL_ARENA;
     csip_msg *m = NULL;
 #if MSG_CACHE
-    if (!mem && msg_cache && msg_cache_size >= size) {
-        m = msg_cache;
-        size = msg_cache_size;
-        msg_cache = NULL;
-        msg_cache_size = 0;
+    for (unsigned k = 0; !mem && k < MSG_CACHE_LOOK && k < msg_cache_n; k++) {
+        unsigned i = msg_cache_n - 1 - k;
+        if (msg_cache_size[i] >= size) {
+            m = msg_cache[i];
+            size = msg_cache_size[i];
+            unsigned top = --msg_cache_n; /* the top block takes its place */
+            msg_cache[i] = msg_cache[top];
+            msg_cache_size[i] = msg_cache_size[top];
+            break;
+        }
     }
 #endif
     if (!m) {
@@ -668,10 +706,9 @@ void csip_msg_free(csip_msg *m)
     csip__arena_reset(&m->arena);
     csip__free(mem, m->owned);
 #if MSG_CACHE
-    if (!mem && m->block <= MSG_CACHE_MAX && m->block > msg_cache_size) {
-        csip__free(NULL, msg_cache); /* keep the larger block: it serves more messages */
-        msg_cache = m;
-        msg_cache_size = m->block;
+    if (!mem && m->block <= MSG_CACHE_MAX && msg_cache_n < MSG_CACHE_N && msg_cache_arm()) {
+        msg_cache[msg_cache_n] = m;
+        msg_cache_size[msg_cache_n++] = m->block;
         return;
     }
 #endif
