@@ -440,6 +440,31 @@ static void test_response_for(void)
     EXPECT_EQ(csip_response_for(req, 99, NULL, CSIP_STR_NULL, NULL, &r), CSIP_ERR_INVALID_ARG);
     EXPECT_EQ(csip_response_for(req, 200, "a\r\nb", CSIP_STR_NULL, NULL, &r), CSIP_ERR_INVALID_ARG);
     csip_msg_free(req);
+
+    /* a response longer than the builder's stack buffer (40 Vias of ~70
+     * octets): written in a second pass, every Via there, in order */
+    char big[8192];
+    size_t n = (size_t)snprintf(big, sizeof big, "OPTIONS sip:b@example.com SIP/2.0\r\n");
+    for (int i = 0; i < 40; i++)
+        n += (size_t)snprintf(big + n, sizeof big - n,
+                              "Via: SIP/2.0/UDP proxy%02d.example.com:5060;branch=z9hG4bK%08d\r\n",
+                              i, i);
+    n += (size_t)snprintf(big + n, sizeof big - n,
+                          "From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\n"
+                          "Call-ID: big@h\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+                          "Content-Length: 0\r\n\r\n");
+    ASSERT_TRUE(n < sizeof big);
+    csip_msg *breq = NULL;
+    ASSERT_OK(csip_msg_parse(big, n, NULL, &breq, NULL));
+    ASSERT_OK(csip_response_for(breq, 200, NULL, CSIP_STR("t"), NULL, &r));
+    ASSERT_OK(csip_msg_via_count(r, &nv));
+    EXPECT_EQ(nv, 40);
+    ASSERT_OK(csip_msg_via(r, 39, &v));
+    EXPECT_STR(v->host, "proxy39.example.com");
+    EXPECT_TRUE(csip_msg_raw(r).len > 2048);
+    EXPECT_OK(csip_msg_validate(r, NULL));
+    csip_msg_free(r);
+    csip_msg_free(breq);
 }
 
 static void test_request_new(void)

@@ -290,11 +290,13 @@ int csip_response_for(const csip_msg *req, int code, const char *reason, csip_st
         int rc = csip_msg_to(req, &to);
         add_tag = rc == 0 && !to->tag.p;
     }
-    /* Two passes: measure, then write. */
+    /* Written into a stack buffer, then copied to its own block; when it does
+     * not fit there, a second pass writes into a block of the measured size. */
+    char tmp[2048];
     char *buf = NULL;
     size_t len = 0;
     for (int pass = 0; pass < 2; pass++) {
-        out o = {buf, len, 0};
+        out o = {pass == 0 ? tmp : buf, pass == 0 ? sizeof tmp : len, 0};
         char st[20];
         size_t n = csip__fmt_u64(st, (uint64_t)code); /* 100..699, checked above */
         put(&o, "SIP/2.0 ", 8);
@@ -329,6 +331,10 @@ int csip_response_for(const csip_msg *req, int code, const char *reason, csip_st
             buf = csip__malloc(mem, len ? len : 1);
             if (!buf)
                 return CSIP_ERR_NOMEM;
+            if (len <= sizeof tmp) {
+                memcpy(buf, tmp, len);
+                break;
+            }
         }
     }
     csip_parse_opts opts = {.mem = mem};

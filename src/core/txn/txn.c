@@ -150,7 +150,22 @@ static void txn_finalize(csip_txn *t, csip_txn_end why)
 /* Prints m into a new exact-size buffer. */
 static int print_alloc(const csip_mem *mem, const csip_msg *m, char **out, uint32_t *len)
 {
-    int n = csip_msg_print(m, NULL, 0);
+    /* one printing pass when the message fits the stack buffer (a response
+     * nearly always does), a measuring pass first otherwise */
+    char tmp[2048];
+    int n = csip_msg_print(m, tmp, sizeof tmp);
+    if (n >= 0) {
+        char *b = csip__malloc(mem, n > 0 ? (size_t)n : 1u);
+        if (!b)
+            return CSIP_ERR_NOMEM;
+        memcpy(b, tmp, (size_t)n);
+        *out = b;
+        *len = (uint32_t)n;
+        return 0;
+    }
+    if (n != CSIP_ERR_BUFFER_TOO_SMALL)
+        return n;
+    n = csip_msg_print(m, NULL, 0);
     if (n < 0)
         return n;
     char *b = csip__malloc(mem, n > 0 ? (size_t)n : 1u);
@@ -1433,9 +1448,9 @@ int csip_txn_respond(csip_txn *st, csip_msg *resp, uint64_t now_ms)
     char *buf = NULL, *tag = NULL;
     uint32_t len = 0;
     int rc = print_alloc(l->mem, resp, &buf, &len);
-    csip_str to_tag = to_tag_of(resp);
     bool keep_tag =
         rc == 0 && code >= 200 && (st->flags & TXF_2543) && st->kind == CSIP_TXN_INVITE_SERVER;
+    csip_str to_tag = keep_tag ? to_tag_of(resp) : CSIP_STR_NULL;
     if (keep_tag && to_tag.len) {
         tag = csip__malloc(l->mem, to_tag.len);
         if (!tag)
