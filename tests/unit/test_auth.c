@@ -609,6 +609,42 @@ static void test_options(void)
     csip_auth_server_free(s);
 }
 
+/* One verifier, requests of other methods and digest-uris, both algorithms,
+ * in turn: each is checked against its own HA2 (the verifier keeps the last
+ * one made), and a response computed for another method or uri fails. */
+static csip_auth_result answer_req(csip_auth_server *s, size_t i, const csip_auth_request *rq,
+                                   const csip_auth_request *claimed)
+{
+    char chbuf[512], crbuf[1024];
+    csip_auth ch, cr;
+    if (csip_auth_server_challenge(s, i, false, T0, chbuf, sizeof chbuf) <= 0 ||
+        csip_auth_parse(csip_str_c(chbuf), &ch) != 0 ||
+        csip_auth_client_answer(&ch, CSIP_STR("alice"), CSIP_STR("secret"), rq, 1, CSIP_STR_NULL,
+                                crbuf, sizeof crbuf) <= 0 ||
+        csip_auth_parse(csip_str_c(crbuf), &cr) != 0)
+        return CSIP_AUTH_INTERNAL_ERROR;
+    return csip_auth_server_verify(s, &cr, claimed, T0 + 1000, lookup, NULL);
+}
+
+static void test_ha2_varies(void)
+{
+    csip_auth_server *s = server_with(NULL, 0, 0);
+    ASSERT_TRUE(s != NULL);
+    const csip_auth_request r1 = {CSIP_STR("REGISTER"), CSIP_STR("sip:" REALM), CSIP_STR_NULL};
+    const csip_auth_request r2 = {CSIP_STR("INVITE"), CSIP_STR("sip:bob@" REALM), CSIP_STR_NULL};
+    const csip_auth_request r3 = {CSIP_STR("REGISTER"), CSIP_STR("sip:" REALM ";x"),
+                                  CSIP_STR_NULL};
+    const csip_auth_request *seq[] = {&r1, &r1, &r2, &r1, &r3, &r3, &r2, &r2, &r1};
+    for (size_t k = 0; k < sizeof seq / sizeof seq[0]; k++)
+        for (size_t alg = 0; alg < 2; alg++)
+            EXPECT_EQ(answer_req(s, alg, seq[k], seq[k]), CSIP_AUTH_OK);
+    /* the response of an INVITE sent as a REGISTER's (same uri) fails */
+    const csip_auth_request r4 = {CSIP_STR("INVITE"), CSIP_STR("sip:" REALM), CSIP_STR_NULL};
+    EXPECT_EQ(answer_req(s, 0, &r4, &r1), CSIP_AUTH_BAD_RESPONSE);
+    EXPECT_EQ(answer_req(s, 1, &r1, &r4), CSIP_AUTH_BAD_RESPONSE);
+    csip_auth_server_free(s);
+}
+
 int main(int argc, char **argv)
 {
     static const check_test tests[] = {
@@ -619,6 +655,7 @@ int main(int argc, char **argv)
         CHECK_TEST(test_userhash),          CHECK_TEST(test_replay_table_bounded),
         CHECK_TEST(test_options),           CHECK_TEST(test_auth_int),
         CHECK_TEST(test_failing_allocator),
+        CHECK_TEST(test_ha2_varies),
     };
     return check_run(tests, sizeof tests / sizeof tests[0], argc, argv);
 }

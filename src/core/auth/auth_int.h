@@ -13,13 +13,28 @@
 /* The EVP digest of an algorithm (its base hash), or NULL for a bad value. */
 const EVP_MD *csip__auth_md(csip_auth_alg alg);
 
+struct csip__auth_ha2_cache;
+
 /*
  * The digest response of RFC 7616 §3.4.1 with a caller-provided context
  * (reused by the verifier to avoid an allocation per request). Same contract
- * as csip_auth_compute_response().
+ * as csip_auth_compute_response(). cache: NULL, or the verifier's HA2 cache.
  */
 int csip__auth_response(EVP_MD_CTX *ctx, const csip_auth_digest *d, const csip_auth_request *req,
-                        char *out);
+                        char *out, struct csip__auth_ha2_cache *cache);
+
+/*
+ * The last HA2 = H(method ":" uri) a verifier computed (qop auth or none):
+ * every REGISTER to a registrar has the same method and digest-uri, so the
+ * hash is made once, not per request.
+ */
+typedef struct csip__auth_ha2_cache {
+    bool valid;
+    uint8_t alg; /* base algorithm */
+    uint16_t method_len, uri_len;
+    char method[32], uri[224];
+    char ha2[CSIP_AUTH_HEX_MAX];
+} csip__auth_ha2_cache;
 
 /*
  * The unescaped value of a view that may hold quoted-pairs ("\x" for x): the

@@ -180,7 +180,7 @@ int csip_auth_userhash(csip_auth_alg alg, csip_str username, csip_str realm, cha
 }
 
 int csip__auth_response(EVP_MD_CTX *ctx, const csip_auth_digest *d, const csip_auth_request *req,
-                        char *out)
+                        char *out, csip__auth_ha2_cache *cache)
 {
     const EVP_MD *md = csip__auth_md(d->alg);
     size_t hl = csip_auth_alg_hex_len(d->alg);
@@ -220,8 +220,28 @@ int csip__auth_response(EVP_MD_CTX *ctx, const csip_auth_digest *d, const csip_a
         const csip_str p[3] = {req->method, req->uri, {bh, hl}};
         rc = hash_parts(ctx, md, p, 3, ha2);
     } else {
-        const csip_str p[2] = {req->method, req->uri};
-        rc = hash_parts(ctx, md, p, 2, ha2);
+        uint8_t base = (uint8_t)csip_auth_alg_base(d->alg);
+        if (cache && cache->valid && cache->alg == base &&
+            csip_str_eq((csip_str){cache->method, cache->method_len}, req->method) &&
+            csip_str_eq((csip_str){cache->uri, cache->uri_len}, req->uri)) {
+            memcpy(ha2, cache->ha2, hl + 1);
+            rc = 0;
+        } else {
+            const csip_str p[2] = {req->method, req->uri};
+            rc = hash_parts(ctx, md, p, 2, ha2);
+            if (rc == 0 && cache && req->method.len <= sizeof cache->method &&
+                req->uri.len <= sizeof cache->uri) {
+                cache->valid = true;
+                cache->alg = base;
+                cache->method_len = (uint16_t)req->method.len;
+                cache->uri_len = (uint16_t)req->uri.len;
+                if (req->method.len)
+                    memcpy(cache->method, req->method.p, req->method.len);
+                if (req->uri.len)
+                    memcpy(cache->uri, req->uri.p, req->uri.len);
+                memcpy(cache->ha2, ha2, hl + 1);
+            }
+        }
     }
     if (rc != 0)
         return rc;
@@ -241,7 +261,7 @@ int csip_auth_compute_response(const csip_auth_digest *d, const csip_auth_reques
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (!ctx)
         return CSIP_ERR_NOMEM;
-    int rc = csip__auth_response(ctx, d, req, out);
+    int rc = csip__auth_response(ctx, d, req, out, NULL);
     EVP_MD_CTX_free(ctx);
     return rc;
 }

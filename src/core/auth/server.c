@@ -56,6 +56,7 @@ struct csip_auth_server {
     EVP_MD_CTX *hmac_in, *hmac_out, *work, *hash;
     char opaque[23];
     uint8_t mac_key[16]; /* the nonce MAC's key (see above) */
+    csip__auth_ha2_cache ha2;
     uint64_t salt;
     /* replay table: a ring of entries (oldest first) indexed by a chained hash */
     replay_entry *ents;
@@ -579,7 +580,7 @@ csip_auth_result csip_auth_server_verify(csip_auth_server *s, const csip_auth *c
     if (!qop.p)
         d.nc = CSIP_STR_NULL;
     const csip_auth_request hreq = {req->method, uri, req->body};
-    if (csip__auth_response(s->hash, &d, &hreq, expect) != 0)
+    if (csip__auth_response(s->hash, &d, &hreq, expect, &s->ha2) != 0)
         return CSIP_AUTH_INTERNAL_ERROR;
     char got[CSIP_AUTH_HEX_MAX];
     for (size_t i = 0; i < hl; i++)

@@ -125,9 +125,16 @@ static const char *const no_extensions[] = {NULL};
 
 static bool in_list(const char *const *list, csip_str s, bool icase)
 {
-    for (; *list; list++)
+    if (!s.len)
+        return false;
+    char c0 = icase ? csip__lower(s.p[0]) : s.p[0];
+    for (; *list; list++) {
+        /* the first octet first: most entries end there, without a strlen */
+        if ((icase ? csip__lower((*list)[0]) : (*list)[0]) != c0)
+            continue;
         if (icase ? csip_str_ieq_c(s, *list) : csip_str_eq_c(s, *list))
             return true;
+    }
     return false;
 }
 
