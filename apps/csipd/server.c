@@ -965,8 +965,10 @@ int csipd_serve(const csipd_config *cfg)
     uv_run(&s->loop, UV_RUN_DEFAULT);
     group_flush(s);
     status = s->stopping ? 0 : 1;
-    csipd_log(LOG_INFO, "stopped after %llu requests; %zu bindings kept in %s",
-              (unsigned long long)s->requests, csip_store_sqlite_count(s->store), cfg->db);
+    size_t kept = csip_store_sqlite_count(s->store);
+    csipd_log(LOG_INFO, "stopped after %llu request%s; %zu binding%s kept in %s",
+              (unsigned long long)s->requests, s->requests == 1 ? "" : "s", kept,
+              kept == 1 ? "" : "s", cfg->db);
 
 out:
     if (s->ep)
