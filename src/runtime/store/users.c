@@ -76,8 +76,8 @@ static const csip_auth_alg base_algs[3] = {CSIP_AUTH_ALG_MD5, CSIP_AUTH_ALG_SHA2
  * open-addressing tables of 8-octet slots (32 bits of the key's hash, the
  * record's offset) point into it: one by (name, realm), one by (userhash,
  * realm) with three slots per user. A lookup reads one slot, then one record
- * whose first lines hold what it compares and returns. About 250 + 40 octets
- * per user.
+ * whose first lines hold what it compares and returns. About 350 octets of
+ * record and 100 of slots per user.
  */
 #define CACHE_CHECK_MS 1000u
 
