@@ -727,6 +727,7 @@ def report(searches, args, started, budget_hit):
     for s in searches:
         by_scn.setdefault(s.scn.name, []).append(s)
     equal_lines = []
+    paired_lines = []
     for name, ss in by_scn.items():
         fig = {}
         for s in ss:
@@ -749,6 +750,18 @@ def report(searches, args, started, budget_hit):
             fig[s.server.name] = (s.best or None, cpu_fixed, cpu_top,
                                   s.fail is not None or s.best >= args.max_rate, s.equal)
         if "csipd" in fig and "kamailio" in fig:
+            # the same steps paired in the order they ran (Kamailio's, then csipd's):
+            # the median of the step ratios cancels slow drifts of the machine's load
+            kat = [x for x in next(t for t in ss if t.server.name == "kamailio").steps
+                   if x["rate"] == args.cpu_rate]
+            cat = [x for x in next(t for t in ss if t.server.name == "csipd").steps
+                   if x["rate"] == args.cpu_rate]
+            pr = [x["cpu_ms_per_1000"] / y["cpu_ms_per_1000"] for x, y in zip(cat, kat)
+                  if x["pass"] and y["pass"] and y["cpu_ms_per_1000"]]
+            if pr:
+                paired_lines.append("%s at %d/s: %s (%s)" % (
+                    ss[0].scn.title, args.cpu_rate, "%.2f" % statistics.median(pr),
+                    ", ".join("%.2f" % r for r in pr)))
             c, k = fig["csipd"], fig["kamailio"]
             w("%-16s %-9s %12s %12s %18s %22s" % (
                 "", "csipd/kam", ratio(c[0], k[0]), "", ratio(c[1], k[1]), ratio(c[2], k[2])))
@@ -786,6 +799,11 @@ def report(searches, args, started, budget_hit):
         w("Equal rate near saturation (csipd/kam; this figure is the 'near saturation' one "
           "below):")
         for e in equal_lines:
+            w("  " + e)
+    if paired_lines:
+        w("Paired steps (csipd/kam of each step at %d/s against Kamailio's step run just "
+          "before it; median, then each):" % args.cpu_rate)
+        for e in paired_lines:
             w("  " + e)
     if goals:
         w("Goal (csipd at most half of Kamailio's CPU per REGISTER, never fewer REGISTER/s):")
