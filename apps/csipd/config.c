@@ -49,7 +49,7 @@ void csipd_usage(FILE *f)
                "      --fail-interval MS  (default 3000); beyond: 503 with Retry-After\n"
                "      --group-commit MS   REGISTERs arriving within MS share one database commit\n"
                "                          (it ends with the first input after MS, at the latest\n"
-               "                          after 2*MS); their responses wait for it (default 5;\n"
+               "                          after 2*MS); their responses wait for it (default 20;\n"
                "                          0 = those read in one loop iteration)\n"
                "      --max-txns N        live transactions (default 1048576)\n"
                "  -h, --help\n");

@@ -595,9 +595,9 @@ static void test_userdb(void)
     csip_userdb_close(NULL);
 }
 
-/* A put is an INSERT when memory has no such binding and an UPDATE when it
- * has: when the table disagrees (rows changed behind the store's back), the
- * put still leaves the table holding the binding, with its new values. */
+/* When the table disagrees with memory (rows changed behind the store's
+ * back), a put still leaves the table holding the binding, with its new
+ * values. */
 static int64_t row_expiry(sqlite3 *db, const char *contact)
 {
     sqlite3_stmt *st;
@@ -623,7 +623,7 @@ static void test_sqlite_put_disagreeing(void)
     csip_binding b = mk("sip:u@example.com", "sip:b@h", 1000, 1);
     ASSERT_OK(ls.put(ls.user_data, &a));
     ASSERT_OK(ls.put(ls.user_data, &b));
-    a.expires_at = 1100; /* a refresh: an UPDATE */
+    a.expires_at = 1100; /* a refresh */
     ASSERT_OK(ls.put(ls.user_data, &a));
     sqlite3 *db;
     ASSERT_TRUE(sqlite3_open(dbpath, &db) == SQLITE_OK);

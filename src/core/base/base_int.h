@@ -217,6 +217,28 @@ static inline size_t csip__fmt_u64(char *out, uint64_t v)
     return n;
 }
 
+/* One SipRound of SipHash (Aumasson and Bernstein) on the state words v0..v3
+ * (uint64_t lvalues): shared by the MAC below and the transaction table's
+ * SipHash-1-3. */
+#define CSIP__ROTL64(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define CSIP__SIPROUND(v0, v1, v2, v3)                                                             \
+    do {                                                                                           \
+        (v0) += (v1);                                                                              \
+        (v1) = CSIP__ROTL64(v1, 13);                                                               \
+        (v1) ^= (v0);                                                                              \
+        (v0) = CSIP__ROTL64(v0, 32);                                                               \
+        (v2) += (v3);                                                                              \
+        (v3) = CSIP__ROTL64(v3, 16);                                                               \
+        (v3) ^= (v2);                                                                              \
+        (v0) += (v3);                                                                              \
+        (v3) = CSIP__ROTL64(v3, 21);                                                               \
+        (v3) ^= (v0);                                                                              \
+        (v2) += (v1);                                                                              \
+        (v1) = CSIP__ROTL64(v1, 17);                                                               \
+        (v1) ^= (v2);                                                                              \
+        (v2) = CSIP__ROTL64(v2, 32);                                                               \
+    } while (0)
+
 /* SipHash-2-4 with a 128-bit output (siphash.c): a keyed MAC of data under
  * a 16-octet key, written to out. */
 void csip__siphash128(const uint8_t key[16], const void *data, size_t len, uint8_t out[16]);

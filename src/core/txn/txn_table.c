@@ -18,24 +18,7 @@
  * Words are loaded in native byte order (the value never leaves the
  * process), and folded to lower case eight bytes at a time. */
 
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                                                   \
-    do {                                                                                           \
-        v0 += v1;                                                                                  \
-        v1 = ROTL(v1, 13);                                                                         \
-        v1 ^= v0;                                                                                  \
-        v0 = ROTL(v0, 32);                                                                         \
-        v2 += v3;                                                                                  \
-        v3 = ROTL(v3, 16);                                                                         \
-        v3 ^= v2;                                                                                  \
-        v0 += v3;                                                                                  \
-        v3 = ROTL(v3, 21);                                                                         \
-        v3 ^= v0;                                                                                  \
-        v2 += v1;                                                                                  \
-        v1 = ROTL(v1, 17);                                                                         \
-        v1 ^= v2;                                                                                  \
-        v2 = ROTL(v2, 32);                                                                         \
-    } while (0)
+#define SIPROUND CSIP__SIPROUND(v0, v1, v2, v3)
 
 /* ASCII upper-case letters to lower case in each byte of w, others kept: a
  * byte gets 0x20 added when it is below 0x80, at least 'A' and at most 'Z'
