@@ -541,6 +541,16 @@ static void on_prepare(uv_prepare_t *p)
     }
     udp_flush(ep); /* never poll with datagrams waiting (failures wait a round) */
     uint64_t due = csip_txn_layer_next_expiry(ep->txn);
+    uint64_t now = uv_now(ep->loop);
+    /* What is due already (above all transactions that ended in this
+     * iteration: a stateless answer ends its transaction at once) runs here,
+     * not from a timer of 0 ms: that would cost a loop iteration and a
+     * polling system call more. Bounded: expiry may arm timers at now. */
+    for (int k = 0; k < 4 && due <= now && !ep->freeing; k++) {
+        csip_txn_layer_handle_expiry(ep->txn, now);
+        udp_flush(ep);
+        due = csip_txn_layer_next_expiry(ep->txn);
+    }
     if (due == ep->timer_due)
         return;
     ep->timer_due = due;
@@ -548,7 +558,6 @@ static void on_prepare(uv_prepare_t *p)
         uv_timer_stop(&ep->timer);
         return;
     }
-    uint64_t now = uv_now(ep->loop);
     uv_timer_start(&ep->timer, on_timer, due > now ? due - now : 0, 0);
 }
 
