@@ -467,6 +467,89 @@ static void test_response_for(void)
     csip_msg_free(breq);
 }
 
+/*
+ * csip_response_for() builds its response in place, without printing and
+ * parsing it: the message must be what parsing its own bytes gives, line for
+ * line (name, value, raw line, id), typed values included, and edits of it
+ * print as they would on a parsed response. Compact names, a folded value,
+ * an empty reason and a To that has a tag already are copied as they are.
+ */
+static void test_response_for_as_parsed(void)
+{
+    csip_msg *req = parse_ok("REGISTER sip:example.com SIP/2.0\r\n"
+                             "v: SIP/2.0/UDP c.example.com;branch=z9hG4bKc1;rport\r\n"
+                             "Via: SIP/2.0/TCP p.example.com;branch=z9hG4bKp1,\r\n"
+                             "   SIP/2.0/UDP q.example.com;branch=z9hG4bKq1\r\n"
+                             "f: \"A\" <sip:a@example.com>;tag=9\r\nt: <sip:a@example.com>\r\n"
+                             "i: r1@h\r\nCSeq: 12 REGISTER\r\nMax-Forwards: 70\r\n"
+                             "Timestamp: 3\r\nContact: <sip:a@192.0.2.1>\r\nl: 0\r\n\r\n");
+    ASSERT_TRUE(req);
+    const struct {
+        int code;
+        const char *reason;
+        const char *tag;
+    } cases[] = {{100, NULL, "x"}, {200, NULL, "abc"}, {401, "", NULL}, {486, "Busy", "t-1.x"}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        csip_msg *r;
+        ASSERT_OK(csip_response_for(req, cases[c].code, cases[c].reason,
+                                    cases[c].tag ? csip_str_c(cases[c].tag) : CSIP_STR_NULL, NULL,
+                                    &r));
+        csip_str raw = csip_msg_raw(r);
+        csip_msg *p;
+        ASSERT_OK(csip_msg_parse(raw.p, raw.len, NULL, &p, NULL));
+        EXPECT_EQ(csip_msg_status(r), csip_msg_status(p));
+        EXPECT_TRUE(csip_str_eq(csip_msg_reason(r), csip_msg_reason(p)));
+        EXPECT_FALSE(csip_msg_is_request(r));
+        EXPECT_EQ(csip_msg_hdr_count(r), csip_msg_hdr_count(p));
+        for (size_t i = 0; i < csip_msg_hdr_count(r) && i < csip_msg_hdr_count(p); i++) {
+            const csip_hdr *a = csip_msg_hdr_at(r, i), *b = csip_msg_hdr_at(p, i);
+            EXPECT_EQ(a->id, b->id);
+            EXPECT_TRUE(csip_str_eq(a->name, b->name));
+            EXPECT_TRUE(csip_str_eq(a->value, b->value));
+            EXPECT_TRUE(csip_str_eq(a->raw, b->raw));
+        }
+        EXPECT_EQ(csip_msg_body(r).len, 0);
+        EXPECT_OK(csip_msg_validate(r, NULL));
+        size_t nv, npv;
+        ASSERT_OK(csip_msg_via_count(r, &nv));
+        ASSERT_OK(csip_msg_via_count(p, &npv));
+        EXPECT_EQ(nv, 3);
+        EXPECT_EQ(nv, npv);
+        const csip_nameaddr *to;
+        ASSERT_OK(csip_msg_to(r, &to));
+        if (cases[c].tag && cases[c].code > 100)
+            EXPECT_STR(to->tag, cases[c].tag);
+        else
+            EXPECT_TRUE(to->tag.p == NULL);
+        EXPECT_EQ(csip_msg_hdr_find(r, CSIP_HDR_TIMESTAMP) != NULL, cases[c].code == 100);
+        /* an edit prints as on the parsed copy */
+        ASSERT_OK(csip_msg_hdr_add(r, CSIP_HDR_WWW_AUTHENTICATE, CSIP_STR("Digest realm=\"x\""),
+                                   false));
+        ASSERT_OK(csip_msg_hdr_add(p, CSIP_HDR_WWW_AUTHENTICATE, CSIP_STR("Digest realm=\"x\""),
+                                   false));
+        char b1[2048], b2[2048];
+        int n1 = csip_msg_print(r, b1, sizeof b1), n2 = csip_msg_print(p, b2, sizeof b2);
+        EXPECT_TRUE(n1 > 0 && n1 == n2 && memcmp(b1, b2, (size_t)n1) == 0);
+        csip_msg_free(p);
+        csip_msg_free(r);
+    }
+    /* a To with a tag keeps it, and gets no second one */
+    csip_msg *dlg = parse_ok("BYE sip:a@192.0.2.1 SIP/2.0\r\n"
+                             "Via: SIP/2.0/UDP h.example.com;branch=z9hG4bK2\r\n"
+                             "From: <sip:b@example.com>;tag=2\r\nTo: <sip:a@example.com>;tag=old\r\n"
+                             "Call-ID: d1@h\r\nCSeq: 5 BYE\r\nMax-Forwards: 70\r\nl: 0\r\n\r\n");
+    ASSERT_TRUE(dlg);
+    csip_msg *r;
+    ASSERT_OK(csip_response_for(dlg, 200, NULL, CSIP_STR("new"), NULL, &r));
+    const csip_nameaddr *to;
+    ASSERT_OK(csip_msg_to(r, &to));
+    EXPECT_STR(to->tag, "old");
+    EXPECT_TRUE(check_memmem(csip_msg_raw(r).p, csip_msg_raw(r).len, "new", 3) == NULL);
+    csip_msg_free(r);
+    csip_msg_free(dlg);
+    csip_msg_free(req);
+}
+
 static void test_request_new(void)
 {
     csip_request_spec s = {
@@ -570,6 +653,7 @@ int main(int argc, char **argv)
         CHECK_TEST(test_edit_within_limits),
         CHECK_TEST(test_edit_and_print),
         CHECK_TEST(test_response_for),
+        CHECK_TEST(test_response_for_as_parsed),
         CHECK_TEST(test_request_new),
         CHECK_TEST(test_failing_allocator),
         CHECK_TEST(test_parse_take),

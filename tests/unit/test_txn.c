@@ -1072,6 +1072,28 @@ static void test_respond_errors(void)
     EXPECT_EQ(csip_txn_respond(st, resp, 0), CSIP_ERR_INVALID_ARG);
     ASSERT_OK(csip_response_for(other_cseq, 180, NULL, CSIP_STR("t"), NULL, &resp));
     EXPECT_EQ(csip_txn_respond(st, resp, 0), CSIP_ERR_INVALID_ARG);
+    /* built for this very request, but its Via or CSeq edited since: refused
+     * (a response built for the request is otherwise taken without
+     * comparing them again) */
+    const struct {
+        csip_hdr_id id;
+        const char *value;
+    } edits[] = {{CSIP_HDR_VIA, "SIP/2.0/UDP 192.0.2.9:5080;branch=z9hG4bKzzz"},
+                 {CSIP_HDR_CSEQ, "2 INVITE"}};
+    for (size_t e = 0; e < 2; e++) {
+        ASSERT_OK(csip_response_for(csip_txn_request(st), 180, NULL, CSIP_STR("t"), NULL, &resp));
+        size_t pos = 0;
+        while (csip_msg_hdr_at(resp, pos)->id != edits[e].id)
+            pos++;
+        ASSERT_OK(csip_msg_hdr_set(resp, pos, csip_str_c(edits[e].value)));
+        EXPECT_EQ(csip_txn_respond(st, resp, 0), CSIP_ERR_INVALID_ARG);
+    }
+    /* or the top Via removed and another put first */
+    ASSERT_OK(csip_response_for(csip_txn_request(st), 180, NULL, CSIP_STR("t"), NULL, &resp));
+    ASSERT_OK(csip_msg_via_pop(resp));
+    ASSERT_OK(csip_msg_hdr_add(resp, CSIP_HDR_VIA,
+                               CSIP_STR("SIP/2.0/UDP 192.0.2.9:5080;branch=z9hG4bKyyy"), true));
+    EXPECT_EQ(csip_txn_respond(st, resp, 0), CSIP_ERR_INVALID_ARG);
     EXPECT_EQ(C.nout, 0);
     ASSERT_OK(csip_response_for(req, 200, NULL, CSIP_STR("t"), NULL, &resp));
     EXPECT_OK(csip_txn_respond(st, resp, 0));

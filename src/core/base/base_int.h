@@ -193,6 +193,25 @@ static inline unsigned csip__host_mask16(__m128i c)
 }
 #endif
 
+/* Whether [p, p+n) holds a CR or an LF: 16 octets a step (values that go
+ * into an edited message may not hold a line break). */
+static inline bool csip__has_crlf(const char *p, size_t n)
+{
+    size_t i = 0;
+#if defined(__SSE2__)
+    const __m128i cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n');
+    for (; i + 16 <= n; i += 16) {
+        const __m128i c = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+        if (_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(c, cr), _mm_cmpeq_epi8(c, lf))))
+            return true;
+    }
+#endif
+    for (; i < n; i++)
+        if (p[i] == '\r' || p[i] == '\n')
+            return true;
+    return false;
+}
+
 /* IP literals (addr.c), shared by addresses, URIs and Via: a dotted quad of
  * four dec-octets without leading zeros, and the RFC 4291 §2.2 text forms of
  * IPv6 (no brackets, no zone). Return true when [p, p+n) is exactly one. */

@@ -82,7 +82,24 @@ struct csip_msg {
     int ruri_err;
     csip_uri *ruri; /* in the arena, parsed on first use */
     msg_agg *aggs;
+
+    /* A number no other message has had in this process (from 1). */
+    uint64_t serial;
+    /* A response csip_response_for() built: the serial of the request whose
+     * Via and CSeq lines it copied, until an edit of a Via or CSeq line (0). */
+    uint64_t answers;
 };
+
+/* A message block for len octets of message (m->buf, m->len set, NUL after
+ * them; no header entries yet), or NULL. */
+csip_msg *csip__msg_alloc(const csip_mem *mem, size_t len);
+
+/* Whether resp is a response csip_response_for() built for req and whose Via
+ * and CSeq lines nobody edited since: it then matches req's transaction. */
+static inline bool csip__msg_answers(const csip_msg *resp, const csip_msg *req)
+{
+    return req && resp->answers && resp->answers == req->serial;
+}
 
 /* Fills a parse error. `at` points into the message (or NULL). */
 void csip__msg_error(const csip_msg *m, csip_parse_error *err, int code, const char *at,

@@ -11,6 +11,7 @@
  */
 #include <pthread.h>
 #include <stddef.h>
+#include <stdatomic.h>
 #include <string.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -571,6 +572,10 @@ static bool msg_cache_arm(void)
 }
 #endif
 
+/* Serial numbers of messages (csip__msg_answers): one counter for every
+ * thread, so that no two messages share one. */
+static _Atomic uint64_t msg_serial;
+
 static csip_msg *msg_new(const csip_parse_opts *opts, size_t copy_len)
 {
     const csip_mem *mem = opts ? opts->mem : NULL;
@@ -604,9 +609,21 @@ static csip_msg *msg_new(const csip_parse_opts *opts, size_t copy_len)
     csip__zero((char *)m + tail, sizeof *m - tail);
     m->mem = mem;
     m->block = size;
+    m->serial = atomic_fetch_add_explicit(&msg_serial, 1, memory_order_relaxed) + 1;
     limits_fill(&m->lim, opts ? &opts->limits : NULL);
     csip__arena_init(&m->arena, mem, (char *)m + head + buf_room, size - head - buf_room);
     m->buf = (char *)m + head;
+    return m;
+}
+
+csip_msg *csip__msg_alloc(const csip_mem *mem, size_t len)
+{
+    csip_parse_opts opts = {.mem = mem};
+    csip_msg *m = msg_new(&opts, len);
+    if (m) {
+        ((char *)m->buf)[len] = 0;
+        m->len = len;
+    }
     return m;
 }
 

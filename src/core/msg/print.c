@@ -10,6 +10,14 @@
 
 #include "msg/msg_int.h"
 
+/* After an edit of a line with this id: a response whose Via or CSeq
+ * changed no longer answers the request it was built for. */
+static void invalidate_id(csip_msg *m, uint16_t id)
+{
+    if (id == CSIP_HDR_VIA || id == CSIP_HDR_CSEQ)
+        m->answers = 0;
+}
+
 static void invalidate(csip_msg *m)
 {
     csip__msg_relink(m);
@@ -19,9 +27,8 @@ static void invalidate(csip_msg *m)
 static int dup_value(csip_msg *m, csip_str v, csip_str *out)
 {
     /* A value may not hold a line break that is not folding: refuse CR/LF. */
-    for (size_t i = 0; i < v.len; i++)
-        if (v.p[i] == '\r' || v.p[i] == '\n')
-            return CSIP_ERR_INVALID_ARG;
+    if (csip__has_crlf(v.p, v.len))
+        return CSIP_ERR_INVALID_ARG;
     char *c = csip__arena_memdup(&m->arena, v.p ? v.p : "", v.len);
     if (!c)
         return CSIP_ERR_NOMEM;
@@ -72,6 +79,7 @@ int csip_msg_hdr_insert(csip_msg *m, size_t pos, csip_hdr_id id, csip_str name, 
     h->h.id = (uint16_t)id;
     h->h.flags = CSIP_HDRF_EDITED;
     m->nhdrs++;
+    invalidate_id(m, (uint16_t)id);
     invalidate(m);
     return 0;
 }
@@ -88,6 +96,7 @@ int csip_msg_hdr_remove(csip_msg *m, size_t pos)
     if (pos >= m->nhdrs || (m->hdrs[pos].h.flags & CSIP_HDRF_DELETED))
         return CSIP_ERR_INVALID_ARG;
     m->hdrs[pos].h.flags |= CSIP_HDRF_DELETED;
+    invalidate_id(m, m->hdrs[pos].h.id);
     invalidate(m);
     return 0;
 }
@@ -103,6 +112,7 @@ int csip_msg_hdr_set(csip_msg *m, size_t pos, csip_str value)
     msg_hdr *h = &m->hdrs[pos];
     h->h.value = nv;
     h->h.flags |= CSIP_HDRF_EDITED;
+    invalidate_id(m, h->h.id);
     h->cstate = CACHE_NONE;
     h->cn = 0;
     if (h->h.id == CSIP_HDR_CONTENT_LENGTH) {
@@ -290,61 +300,91 @@ int csip_response_for(const csip_msg *req, int code, const char *reason, csip_st
         int rc = csip_msg_to(req, &to);
         add_tag = rc == 0 && !to->tag.p;
     }
-    /* Written into a stack buffer, then copied to its own block; when it does
-     * not fit there, a second pass writes into a block of the measured size. */
-    char tmp[2048];
-    char *buf = NULL;
-    size_t len = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        out o = {pass == 0 ? tmp : buf, pass == 0 ? sizeof tmp : len, 0};
-        char st[20];
-        size_t n = csip__fmt_u64(st, (uint64_t)code); /* 100..699, checked above */
-        put(&o, "SIP/2.0 ", 8);
-        put(&o, st, n);
-        put(&o, " ", 1);
-        put(&o, reason, strlen(reason));
+    /* Which request lines a response copies (RFC 3261 §8.2.6: Via, From, To,
+     * Call-ID and CSeq; Timestamp into 100 Trying, §8.2.6.1). */
+#define COPIED(h)                                                                                  \
+    ((h)->h.id == CSIP_HDR_VIA || (h)->h.id == CSIP_HDR_FROM || (h)->h.id == CSIP_HDR_TO ||        \
+     (h)->h.id == CSIP_HDR_CALL_ID || (h)->h.id == CSIP_HDR_CSEQ ||                                \
+     ((h)->h.id == CSIP_HDR_TIMESTAMP && code == 100))
+    /* Built in place, not printed and parsed again: the lines are the
+     * request's, already split, so the response's header entries are known
+     * as they are written. One pass measures, one writes. */
+    char st[20];
+    size_t stn = csip__fmt_u64(st, (uint64_t)code); /* 100..699, checked above */
+    size_t rlen = strlen(reason);
+    size_t len = 8 + stn + 1 + rlen + 2 + 21;
+    uint32_t nh = 1; /* Content-Length */
+    for (uint32_t i = 0; i < req->nhdrs; i++) {
+        const msg_hdr *h = &req->hdrs[i];
+        if ((h->h.flags & CSIP_HDRF_DELETED) || !COPIED(h))
+            continue;
+        len += h->h.name.len + 2 + h->h.value.len + 2;
+        if (h->h.id == CSIP_HDR_TO && add_tag)
+            len += 5 + to_tag.len;
+        nh++;
+    }
+    csip_msg *m = csip__msg_alloc(mem, len);
+    msg_hdr *hdrs = m ? csip__arena_alloc(&m->arena, nh * sizeof(msg_hdr)) : NULL;
+    if (!hdrs) {
+        csip_msg_free(m);
+        return CSIP_ERR_NOMEM;
+    }
+    char *b = (char *)m->buf;
+    out o = {b, len, 0};
+    put(&o, "SIP/2.0 ", 8);
+    put(&o, st, stn);
+    put(&o, " ", 1);
+    put(&o, reason, rlen);
+    m->is_request = false;
+    m->status = code;
+    m->version = (csip_str){b, 7};
+    m->reason = (csip_str){b + 9 + stn, rlen};
+    m->start_line = (csip_str){b, o.len};
+    put(&o, "\r\n", 2);
+    m->start_len = o.len;
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < req->nhdrs; i++) {
+        const msg_hdr *h = &req->hdrs[i];
+        if ((h->h.flags & CSIP_HDRF_DELETED) || !COPIED(h))
+            continue;
+        msg_hdr *d = &hdrs[k++];
+        memset(d, 0, sizeof *d);
+        const char *line = b + o.len;
+        put_s(&o, h->h.name);
+        put(&o, ": ", 2);
+        const char *v = b + o.len;
+        put_s(&o, h->h.value);
+        if (h->h.id == CSIP_HDR_TO && add_tag) {
+            put(&o, ";tag=", 5);
+            put_s(&o, to_tag);
+        }
+        d->h.name = (csip_str){line, h->h.name.len};
+        d->h.value = (csip_str){v, (size_t)(b + o.len - v)};
         put(&o, "\r\n", 2);
-        for (uint32_t i = 0; i < req->nhdrs; i++) {
-            const msg_hdr *h = &req->hdrs[i];
-            if (h->h.flags & CSIP_HDRF_DELETED)
-                continue;
-            /* RFC 3261 §8.2.6: Via, From, To, Call-ID, CSeq copied; Timestamp
-             * copied into 100 Trying (§8.2.6.1). */
-            bool copy = h->h.id == CSIP_HDR_VIA || h->h.id == CSIP_HDR_FROM ||
-                        h->h.id == CSIP_HDR_TO || h->h.id == CSIP_HDR_CALL_ID ||
-                        h->h.id == CSIP_HDR_CSEQ ||
-                        (h->h.id == CSIP_HDR_TIMESTAMP && code == 100);
-            if (!copy)
-                continue;
-            put_s(&o, h->h.name);
-            put(&o, ": ", 2);
-            put_s(&o, h->h.value);
-            if (h->h.id == CSIP_HDR_TO && add_tag) {
-                put(&o, ";tag=", 5);
-                put_s(&o, to_tag);
-            }
-            put(&o, "\r\n", 2);
-        }
-        put(&o, "Content-Length: 0\r\n\r\n", 21);
-        if (pass == 0) {
-            len = o.len;
-            buf = csip__malloc(mem, len ? len : 1);
-            if (!buf)
-                return CSIP_ERR_NOMEM;
-            if (len <= sizeof tmp) {
-                memcpy(buf, tmp, len);
-                break;
-            }
-        }
+        d->h.raw = (csip_str){line, (size_t)(b + o.len - line)};
+        d->h.id = h->h.id;
     }
-    csip_parse_opts opts = {.mem = mem};
-    csip_parse_error err;
-    int rc = csip_msg_parse_take(buf, len, &opts, outp, &err);
-    if (rc < 0 && *outp) {
-        /* The request's own headers were malformed: the response is still usable. */
-        return 0;
-    }
-    return rc;
+    msg_hdr *d = &hdrs[k++];
+    memset(d, 0, sizeof *d);
+    const char *line = b + o.len;
+    put(&o, "Content-Length: 0\r\n\r\n", 21);
+    d->h.name = (csip_str){line, 14};
+    d->h.value = (csip_str){line + 16, 1};
+    d->h.raw = (csip_str){line, 19};
+    d->h.id = CSIP_HDR_CONTENT_LENGTH;
+    d->cstate = CACHE_OK;
+    d->c.u32 = 0;
+    m->has_cl = true;
+    m->cl = 0;
+    m->body = (csip_str){b + len, 0};
+    m->hdrs = hdrs;
+    m->nhdrs = m->cap = nh;
+    csip__msg_relink(m);
+    /* the Via and CSeq lines are the request's: csip_msg_answers() */
+    m->answers = req->serial;
+    *outp = m;
+    return 0;
+#undef COPIED
 }
 
 int csip_request_new(const csip_request_spec *s, const csip_mem *mem, csip_msg **outp)

@@ -6,6 +6,7 @@
  * retransmission, an ACK, a timer), each a switch on the state.
  */
 #include "txn/txn_int.h"
+#include "msg/msg_int.h"
 
 #include <inttypes.h>
 #include <openssl/rand.h>
@@ -1377,6 +1378,9 @@ int csip_txn_client_abandon(csip_txn *ct, uint64_t now_ms)
  * Via without one) and the same CSeq. */
 static bool response_matches(const csip_txn *st, const csip_msg *resp)
 {
+    /* built from this request, Via and CSeq untouched: matches */
+    if (csip__msg_answers(resp, st->req))
+        return true;
     const csip_via *v;
     const csip_cseq *q1, *q2;
     if (csip_msg_via(resp, 0, &v) != 0 || csip_msg_cseq(resp, &q2) != 0 ||
