@@ -642,13 +642,30 @@ static void test_non_invite_server(void)
     EXPECT_EQ(csip_txn_layer_next_expiry(l), 40010);
     csip_txn_layer_handle_expiry(l, 40010);
     EXPECT_EQ(C.nterm, 2);
+    EXPECT_EQ(C.term_why[1], CSIP_TXN_END_NORMAL);
+    EXPECT_EQ(C.term_state[1], CSIP_TXN_COMPLETED); /* it ended answered */
     EXPECT_EQ(csip_txn_layer_count(l), 0);
-    /* its retransmission is a new request, answered again by the TU */
+    /* its retransmission is a new request, answered again by the TU; a
+     * stateless answer longer than the stack buffer it is printed in is sent
+     * whole */
     EXPECT_OK(feed(l, req, &src, 40020));
     EXPECT_EQ(C.nreq, 3);
+    static char longval[3001];
+    memset(longval, 'a', sizeof longval - 1);
+    ASSERT_OK(csip_response_for(csip_txn_request(C.st[2]), 401, NULL, CSIP_STR("sl"), NULL, &r401));
+    ASSERT_OK(csip_msg_hdr_add(r401, CSIP_HDR_WWW_AUTHENTICATE, csip_str_c(longval), false));
+    before = C.nout;
+    EXPECT_OK(csip_txn_respond_stateless(C.st[2], r401, 40025));
+    ASSERT_EQ(C.nout, before + 1);
+    EXPECT_TRUE(C.out[before].len > 3000);
+    EXPECT_TRUE(memcmp(C.out[before].data + C.out[before].len - 3004, longval, 3000) == 0);
+    EXPECT_TRUE(memcmp(C.out[before].data + C.out[before].len - 4, "\r\n\r\n", 4) == 0);
+    csip_txn_layer_handle_expiry(l, 40025);
+    EXPECT_OK(feed(l, req, &src, 40026));
+    EXPECT_EQ(C.nreq, 4);
     /* provisional, or an INVITE transaction: refused */
-    ASSERT_OK(csip_response_for(csip_txn_request(C.st[2]), 100, NULL, CSIP_STR_NULL, NULL, &r401));
-    EXPECT_EQ(csip_txn_respond_stateless(C.st[2], r401, 40030), CSIP_ERR_INVALID_ARG);
+    ASSERT_OK(csip_response_for(csip_txn_request(C.st[3]), 100, NULL, CSIP_STR_NULL, NULL, &r401));
+    EXPECT_EQ(csip_txn_respond_stateless(C.st[3], r401, 40030), CSIP_ERR_INVALID_ARG);
     EXPECT_EQ(csip_txn_respond_stateless(NULL, NULL, 40030), CSIP_ERR_INVALID_ARG);
     teardown(l);
 }

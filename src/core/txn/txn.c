@@ -290,21 +290,29 @@ static int server_send(csip_txn *t, const char *data, size_t len, bool retransmi
     return rc;
 }
 
-/* Prints and sends a message outside any transaction. */
-static int send_printed(csip_txn_layer *l, const csip_msg *m, const csip_addr *dst)
+/* Prints and sends a message without keeping it: to dst, or as server
+ * transaction st's response. One printing pass when it fits the stack
+ * buffer (a measuring pass first otherwise). */
+static int send_printed(csip_txn_layer *l, const csip_msg *m, const csip_addr *dst,
+                        csip_txn *st)
 {
     char stack[2048];
-    int n = csip_msg_print(m, NULL, 0);
-    if (n < 0)
-        return n;
-    char *b = (size_t)n <= sizeof stack ? stack : csip__malloc(l->mem, (size_t)n);
-    if (!b)
-        return CSIP_ERR_NOMEM;
-    int rc = csip_msg_print(m, b, (size_t)n);
-    if (rc == n)
-        rc = tx_send(l, dst, b, (size_t)n);
-    else if (rc >= 0)
-        rc = CSIP_ERR_INVALID_ARG;
+    char *b = stack;
+    int n = csip_msg_print(m, stack, sizeof stack);
+    if (n == CSIP_ERR_BUFFER_TOO_SMALL) {
+        n = csip_msg_print(m, NULL, 0);
+        if (n < 0)
+            return n;
+        b = csip__malloc(l->mem, (size_t)n);
+        if (!b)
+            return CSIP_ERR_NOMEM;
+        int r = csip_msg_print(m, b, (size_t)n);
+        if (r != n)
+            n = r < 0 ? r : CSIP_ERR_INVALID_ARG;
+    }
+    int rc = n;
+    if (n >= 0)
+        rc = st ? server_send(st, b, (size_t)n, false) : tx_send(l, dst, b, (size_t)n);
     if (b != stack)
         csip__free(l->mem, b);
     return rc;
@@ -905,7 +913,7 @@ static int answer_stateless(csip_txn_layer *l, const csip_msg *req, int code, co
     if (csip_msg_via(req, 0, &via) == 0)
         rc = response_dest(via, src, &dst);
     if (rc == 0)
-        rc = send_printed(l, resp, &dst);
+        rc = send_printed(l, resp, &dst, NULL);
     csip_msg_free(resp);
     return rc;
 }
@@ -1419,11 +1427,21 @@ int csip_txn_respond_stateless(csip_txn *st, csip_msg *resp, uint64_t now_ms)
         csip_msg_free(resp);
         return CSIP_ERR_INVALID_ARG;
     }
-    int rc = csip_txn_respond(st, resp, now_ms);
-    /* no Completed state: nothing is kept to answer a retransmission with */
+    csip_txn_layer *l = st->layer;
+    if (l->freeing || (st->state != CSIP_TXN_TRYING && st->state != CSIP_TXN_PROCEEDING) ||
+        !response_matches(st, resp)) {
+        csip_msg_free(resp);
+        return CSIP_ERR_INVALID_ARG;
+    }
+    /* No Completed state: nothing is kept to answer a retransmission with,
+     * so the response is printed on the stack, sent, and the transaction
+     * ends (no copy, no Timer J, no compaction). */
+    int rc = send_printed(l, resp, NULL, st);
+    csip_msg_free(resp);
     if (rc == 0)
-        txn_end(st, CSIP_TXN_END_NORMAL, now_ms);
-    return rc;
+        st->state = CSIP_TXN_COMPLETED; /* answered: the state it ends from */
+    txn_end(st, rc == 0 ? CSIP_TXN_END_NORMAL : CSIP_TXN_END_TRANSPORT, now_ms);
+    return 0;
 }
 
 int csip_txn_respond(csip_txn *st, csip_msg *resp, uint64_t now_ms)
@@ -1530,7 +1548,7 @@ int csip_txn_layer_send_stateless(csip_txn_layer *l, const csip_msg *msg, const 
             return rc;
         dst = &d;
     }
-    return send_printed(l, msg, dst);
+    return send_printed(l, msg, dst, NULL);
 }
 
 int csip_txn_response_dest(const csip_msg *msg, const csip_addr *request_src, csip_addr *out)
