@@ -87,15 +87,17 @@ CSIP_EXTERN int csip_store_sqlite_sweep(csip_store_sqlite *s, int64_t now, size_
  * csip_store_sqlite_group_commit() go into one database transaction. A server
  * holds the responses of the group and sends them once the group is
  * committed, so a binding is still on disk before its 200 OK, at one commit
- * per group instead of one per REGISTER. An AOR update that rolls back inside
- * a group (a database error) fails the whole group: its transaction is rolled
- * back, memory is reloaded from the database for every AOR the group touched,
- * later updates are refused with CSIP_ERR_STORE and the group's commit
- * returns CSIP_ERR_STORE (answer 500 to every held response, then open a new
- * group). A failure is rare (a full or failing disk) and usually hits every
- * update alike, so the group spares the savepoint each AOR would need.
- * @return 0, CSIP_ERR_INVALID_ARG (a group or an AOR update already open),
- *         CSIP_ERR_STORE.
+ * per group instead of one per REGISTER. Inside a group memory changes at
+ * once and the database writes are queued; the commit runs them in one
+ * transaction (the write lock is held only then). A write the database
+ * refuses fails the group at its commit; an AOR update that rolls back inside
+ * a group fails it at once: memory is reloaded from the database for every
+ * AOR the group touched, later updates are refused with CSIP_ERR_STORE and
+ * the group's commit returns CSIP_ERR_STORE (answer 500 to every held
+ * response, then open a new group). A failure is rare (a full or failing
+ * disk) and usually hits every update alike, so the group spares the
+ * savepoint each AOR would need.
+ * @return 0, CSIP_ERR_INVALID_ARG (a group or an AOR update already open).
  */
 CSIP_EXTERN int csip_store_sqlite_group_begin(csip_store_sqlite *s);
 /**

@@ -434,6 +434,106 @@ static void test_sqlite_group(void)
     csip_store_sqlite_close(s);
 }
 
+/* A group's writes reach the database at its commit: a write the database
+ * refuses then (here a trigger another connection installed refuses one
+ * AOR) fails the whole group. Nothing of it is on disk, memory agrees with
+ * the disk again (a refreshed binding has its old values back, new ones are
+ * gone), and the next group commits normally. Removals are queued in order
+ * with the puts. */
+static void test_sqlite_group_commit_fails(void)
+{
+    fresh_db("groupfail");
+    csip_store_sqlite *s;
+    ASSERT_OK(csip_store_sqlite_open(dbpath, 0, NULL, &s));
+    csip_location_store ls;
+    csip_store_sqlite_location(s, &ls);
+    csip_binding a1 = mk("sip:a@example.com", "sip:a1@h", 9000, 1);
+    csip_binding x1 = mk("sip:x@example.com", "sip:x1@h", 9000, 1);
+    ASSERT_OK(csip_store_sqlite_group_begin(s));
+    ASSERT_OK(ls.begin(ls.user_data, a1.aor));
+    ASSERT_OK(ls.put(ls.user_data, &a1));
+    ASSERT_OK(ls.commit(ls.user_data));
+    ASSERT_OK(ls.begin(ls.user_data, x1.aor));
+    ASSERT_OK(ls.put(ls.user_data, &x1));
+    ASSERT_OK(ls.commit(ls.user_data));
+    ASSERT_OK(csip_store_sqlite_group_commit(s));
+
+    sqlite3 *db;
+    ASSERT_EQ(sqlite3_open(dbpath, &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "CREATE TRIGGER refuse BEFORE INSERT ON location"
+                           " WHEN NEW.aor = CAST('sip:bad@example.com' AS BLOB)"
+                           " BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    /* a group: a1 refreshed, x1 removed, b1 new, then the refused one */
+    csip_binding a1b = mk("sip:a@example.com", "sip:a1@h", 9500, 2);
+    csip_binding b1 = mk("sip:b@example.com", "sip:b1@h", 9000, 1);
+    b1.params = CSIP_STR_NULL; /* NULL and empty strings keep their difference */
+    b1.path = CSIP_STR("");
+    csip_binding bad = mk("sip:bad@example.com", "sip:z@h", 9000, 1);
+    ASSERT_OK(csip_store_sqlite_group_begin(s));
+    ASSERT_OK(ls.begin(ls.user_data, a1b.aor));
+    ASSERT_OK(ls.put(ls.user_data, &a1b));
+    ASSERT_OK(ls.commit(ls.user_data));
+    ASSERT_OK(ls.begin(ls.user_data, x1.aor));
+    ASSERT_OK(ls.remove(ls.user_data, x1.aor, x1.contact));
+    ASSERT_OK(ls.commit(ls.user_data));
+    ASSERT_OK(ls.begin(ls.user_data, b1.aor));
+    ASSERT_OK(ls.put(ls.user_data, &b1));
+    ASSERT_OK(ls.commit(ls.user_data));
+    ASSERT_OK(ls.begin(ls.user_data, bad.aor));
+    ASSERT_OK(ls.put(ls.user_data, &bad));
+    ASSERT_OK(ls.commit(ls.user_data));
+    /* memory has the group's changes until its commit */
+    const csip_binding *f = find(&ls, "sip:a@example.com", "sip:a1@h");
+    ASSERT_TRUE(f != NULL);
+    EXPECT_EQ(f->cseq, 2);
+    EXPECT_TRUE(find(&ls, "sip:x@example.com", "sip:x1@h") == NULL);
+    EXPECT_EQ(csip_store_sqlite_group_commit(s), CSIP_ERR_STORE);
+    EXPECT_FALSE(csip_store_sqlite_in_group(s));
+    f = find(&ls, "sip:a@example.com", "sip:a1@h");
+    ASSERT_TRUE(f != NULL);
+    EXPECT_EQ(f->cseq, 1);
+    EXPECT_EQ(f->expires_at, 9000);
+    EXPECT_TRUE(find(&ls, "sip:x@example.com", "sip:x1@h") != NULL);
+    EXPECT_TRUE(find(&ls, "sip:b@example.com", "sip:b1@h") == NULL);
+    EXPECT_TRUE(find(&ls, "sip:bad@example.com", "sip:z@h") == NULL);
+    EXPECT_EQ(csip_store_sqlite_count(s), 2);
+
+    /* the next group, without the refused AOR, commits: removal and puts in order */
+    ASSERT_EQ(sqlite3_exec(db, "DROP TRIGGER refuse", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    ASSERT_OK(csip_store_sqlite_group_begin(s));
+    ASSERT_OK(ls.begin(ls.user_data, a1b.aor));
+    ASSERT_OK(ls.put(ls.user_data, &a1b));
+    ASSERT_OK(ls.commit(ls.user_data));
+    ASSERT_OK(ls.begin(ls.user_data, x1.aor));
+    ASSERT_OK(ls.remove(ls.user_data, x1.aor, x1.contact));
+    ASSERT_OK(ls.put(ls.user_data, &x1)); /* removed, then written again */
+    ASSERT_OK(ls.remove_all(ls.user_data, x1.aor));
+    ASSERT_OK(ls.commit(ls.user_data));
+    ASSERT_OK(ls.begin(ls.user_data, b1.aor));
+    ASSERT_OK(ls.put(ls.user_data, &b1));
+    ASSERT_OK(ls.commit(ls.user_data));
+    ASSERT_OK(csip_store_sqlite_group_commit(s));
+    csip_store_sqlite_close(s);
+    ASSERT_OK(csip_store_sqlite_open(dbpath, 0, NULL, &s));
+    csip_store_sqlite_location(s, &ls);
+    EXPECT_EQ(csip_store_sqlite_count(s), 2);
+    f = find(&ls, "sip:a@example.com", "sip:a1@h");
+    ASSERT_TRUE(f != NULL);
+    EXPECT_EQ(f->cseq, 2);
+    EXPECT_EQ(f->expires_at, 9500);
+    EXPECT_TRUE(find(&ls, "sip:x@example.com", "sip:x1@h") == NULL);
+    f = find(&ls, "sip:b@example.com", "sip:b1@h");
+    ASSERT_TRUE(f != NULL);
+    EXPECT_TRUE(f->params.p == NULL);
+    EXPECT_TRUE(f->path.p != NULL && f->path.len == 0);
+    EXPECT_TRUE(csip_str_eq_c(f->call_id, "call@h"));
+    csip_store_sqlite_close(s);
+}
+
 static int list_cb(void *ud, csip_str user, csip_str realm)
 {
     char *out = ud;
@@ -665,11 +765,12 @@ int main(int argc, char **argv)
         CHECK_TEST(test_sqlite_crash),
         CHECK_TEST(test_userdb),
         CHECK_TEST(test_sqlite_group),
+        CHECK_TEST(test_sqlite_group_commit_fails),
         CHECK_TEST(test_sqlite_old_schema),
         CHECK_TEST(test_sqlite_put_disagreeing),
     };
     int rc = check_run(tests, sizeof tests / sizeof tests[0], argc, argv);
-    const char *names[] = {"reopen", "rollback", "registrar", "crash", "users", "group", "old"};
+    const char *names[] = {"reopen", "rollback", "registrar", "crash", "users", "group", "groupfail", "old"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         fresh_db(names[i]);
     rmdir(dir);

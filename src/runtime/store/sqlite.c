@@ -1,7 +1,9 @@
 /*
  * The SQLite location store: the memory store (mem.c) for reads, every change
  * written to a SQLite database in WAL mode first, so that a binding is on
- * disk before the registrar builds its 200 OK (docs/internals/registrar.md).
+ * disk before the registrar builds its 200 OK (docs/internals/registrar.md);
+ * inside a group commit, the changes are written by the group's commit,
+ * before any response of the group is sent.
  *
  * Durability: in WAL mode a commit appends the transaction to the -wal file
  * with write(2) before sqlite3_step() returns, so once put() has returned the
@@ -65,7 +67,30 @@ struct csip_store_sqlite {
     char **group_aor;
     size_t *group_aor_len;
     size_t n_group, cap_group;
+    /* The group's database writes, queued in order and run together at its
+     * commit (memory changes at once): the statements of a whole group then
+     * run back to back, SQLite's code and pages warm from one to the next,
+     * and the write lock is held only while they run. */
+    struct gop *ops;
+    size_t n_ops, cap_ops;
+    char *opbuf; /* the queued writes' strings */
+    size_t opbuf_len, opbuf_cap;
 };
+
+enum { GOP_PUT, GOP_DEL, GOP_DEL_ALL };
+
+/* A queued write; its strings are at off in opbuf, one after the other:
+ * aor, contact, params, path, call_id (a NULL one has no octets and its
+ * null bit set). */
+typedef struct gop {
+    uint8_t kind;
+    uint8_t nulls; /* bit i: string i is NULL */
+    uint32_t cseq;
+    int64_t q;
+    int64_t expires_at;
+    size_t off;
+    uint32_t len[5];
+} gop;
 
 #define DB_FAIL CSIP_ERR_STORE
 
@@ -127,9 +152,90 @@ static int sq_get(void *ud, csip_str aor, const csip_binding **out, size_t *n)
     return s->mops.get(s->mops.user_data, aor, out, n);
 }
 
+/* Queues a write of the open group. */
+static int queue_op(csip_store_sqlite *s, int kind, const csip_binding *b, csip_str aor,
+                    csip_str contact)
+{
+    const csip_str str[5] = {aor, contact, b ? b->params : CSIP_STR_NULL,
+                             b ? b->path : CSIP_STR_NULL, b ? b->call_id : CSIP_STR_NULL};
+    size_t total = 0;
+    for (int i = 0; i < 5; i++)
+        total += str[i].len;
+    if (s->n_ops == s->cap_ops) {
+        size_t cap = s->cap_ops ? s->cap_ops * 2 : 64;
+        gop *o = csip__realloc(s->mem, s->ops, cap * sizeof *o);
+        if (!o)
+            return CSIP_ERR_NOMEM;
+        s->ops = o;
+        s->cap_ops = cap;
+    }
+    if (s->opbuf_cap - s->opbuf_len < total) {
+        size_t cap = s->opbuf_cap ? s->opbuf_cap : 16384;
+        while (cap - s->opbuf_len < total)
+            cap *= 2;
+        char *nb = csip__realloc(s->mem, s->opbuf, cap);
+        if (!nb)
+            return CSIP_ERR_NOMEM;
+        s->opbuf = nb;
+        s->opbuf_cap = cap;
+    }
+    gop *o = &s->ops[s->n_ops++];
+    o->kind = (uint8_t)kind;
+    o->nulls = 0;
+    o->off = s->opbuf_len;
+    for (int i = 0; i < 5; i++) {
+        if (!str[i].p)
+            o->nulls |= (uint8_t)(1u << i);
+        o->len[i] = (uint32_t)str[i].len;
+        if (str[i].len)
+            memcpy(s->opbuf + s->opbuf_len, str[i].p, str[i].len);
+        s->opbuf_len += str[i].len;
+    }
+    o->cseq = b ? b->cseq : 0;
+    o->q = b && b->has_q ? b->q : -1;
+    o->expires_at = b ? b->expires_at : 0;
+    return 0;
+}
+
+/* Runs the queued writes of the group, in order. */
+static int run_ops(csip_store_sqlite *s)
+{
+    for (size_t k = 0; k < s->n_ops; k++) {
+        const gop *o = &s->ops[k];
+        csip_str str[5];
+        size_t at = o->off;
+        for (int i = 0; i < 5; i++) {
+            str[i] = (o->nulls & (1u << i)) ? CSIP_STR_NULL
+                                            : (csip_str){s->opbuf + at, o->len[i]};
+            at += o->len[i];
+        }
+        sqlite3_stmt *st;
+        if (o->kind == GOP_PUT) {
+            st = s->st[ST_PUT];
+            for (int i = 0; i < 5; i++)
+                bind_str(st, i + 1, str[i]);
+            sqlite3_bind_int64(st, 6, o->cseq);
+            sqlite3_bind_int64(st, 7, o->q);
+            sqlite3_bind_int64(st, 8, o->expires_at);
+        } else {
+            st = s->st[o->kind == GOP_DEL ? ST_DEL : ST_DEL_ALL];
+            bind_str(st, 1, str[0]);
+            if (o->kind == GOP_DEL)
+                bind_str(st, 2, str[1]);
+        }
+        if (run(st) != 0)
+            return DB_FAIL;
+    }
+    return 0;
+}
+
 static int sq_put(void *ud, const csip_binding *b)
 {
     csip_store_sqlite *s = ud;
+    if (s->in_group) {
+        int rc = queue_op(s, GOP_PUT, b, b->aor, b->contact);
+        return rc ? rc : s->mops.put(s->mops.user_data, b);
+    }
     sqlite3_stmt *st = s->st[ST_PUT];
     bind_str(st, 1, b->aor);
     bind_str(st, 2, b->contact);
@@ -148,6 +254,10 @@ static int sq_put(void *ud, const csip_binding *b)
 static int sq_remove(void *ud, csip_str aor, csip_str contact)
 {
     csip_store_sqlite *s = ud;
+    if (s->in_group) {
+        int rc = queue_op(s, GOP_DEL, NULL, aor, contact);
+        return rc ? rc : s->mops.remove(s->mops.user_data, aor, contact);
+    }
     sqlite3_stmt *st = s->st[ST_DEL];
     bind_str(st, 1, aor);
     bind_str(st, 2, contact);
@@ -160,6 +270,10 @@ static int sq_remove(void *ud, csip_str aor, csip_str contact)
 static int sq_remove_all(void *ud, csip_str aor)
 {
     csip_store_sqlite *s = ud;
+    if (s->in_group) {
+        int rc = queue_op(s, GOP_DEL_ALL, NULL, aor, CSIP_STR_NULL);
+        return rc ? rc : s->mops.remove_all(s->mops.user_data, aor);
+    }
     sqlite3_stmt *st = s->st[ST_DEL_ALL];
     bind_str(st, 1, aor);
     int rc = run(st);
@@ -182,6 +296,8 @@ static void group_clear(csip_store_sqlite *s)
     for (size_t i = 0; i < s->n_group; i++)
         csip__free(s->mem, s->group_aor[i]);
     s->n_group = 0;
+    s->n_ops = 0;
+    s->opbuf_len = 0;
     s->in_group = false;
     s->group_failed = false;
 }
@@ -192,6 +308,8 @@ static void group_fail(csip_store_sqlite *s)
 {
     if (sqlite3_get_autocommit(s->db) == 0)
         (void)run(s->st[ST_ROLLBACK]);
+    s->n_ops = 0; /* nothing queued goes to disk */
+    s->opbuf_len = 0;
     for (size_t i = 0; i < s->n_group; i++) {
         reload_aor(s, (csip_str){s->group_aor[i], s->group_aor_len[i]});
         csip__free(s->mem, s->group_aor[i]);
@@ -204,8 +322,8 @@ int csip_store_sqlite_group_begin(csip_store_sqlite *s)
 {
     if (!s || s->in_group || s->in_txn)
         return CSIP_ERR_INVALID_ARG;
-    if (run(s->st[ST_BEGIN]) != 0)
-        return DB_FAIL;
+    /* the database transaction is opened by the commit, around the queued
+     * writes (see struct csip_store_sqlite) */
     s->in_group = true;
     return 0;
 }
@@ -214,7 +332,9 @@ int csip_store_sqlite_group_commit(csip_store_sqlite *s)
 {
     if (!s || !s->in_group || s->in_txn)
         return CSIP_ERR_INVALID_ARG;
-    if (!s->group_failed && run(s->st[ST_COMMIT]) == 0) {
+    if (!s->group_failed &&
+        (s->n_ops == 0 || (run(s->st[ST_BEGIN]) == 0 && run_ops(s) == 0 &&
+                           run(s->st[ST_COMMIT]) == 0))) {
         group_clear(s);
         return 0;
     }
@@ -317,6 +437,8 @@ void csip_store_sqlite_close(csip_store_sqlite *s)
         (void)csip_store_sqlite_group_commit(s);
     csip__free(s->mem, s->group_aor);
     csip__free(s->mem, s->group_aor_len);
+    csip__free(s->mem, s->ops);
+    csip__free(s->mem, s->opbuf);
     for (int i = 0; i < ST__COUNT; i++)
         sqlite3_finalize(s->st[i]);
     sqlite3_close(s->db);
