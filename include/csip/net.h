@@ -69,7 +69,8 @@ CSIP_EXTERN int csip_endpoint_new(uv_loop_t *loop, const csip_endpoint_opts *opt
  * Closes every socket and frees the endpoint (transactions end DESTROYED).
  * As with any libuv handle, the memory goes when the loop runs the close
  * callbacks: run the loop once more before uv_loop_close(). The same holds
- * after csip_endpoint_new() failed once a socket was open.
+ * after csip_endpoint_new() failed once a socket was open. Not from inside a
+ * callback of its transaction layer (as csip_txn_layer_free()).
  */
 CSIP_EXTERN void csip_endpoint_free(csip_endpoint *ep);
 

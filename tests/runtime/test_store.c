@@ -770,7 +770,8 @@ int main(int argc, char **argv)
         CHECK_TEST(test_sqlite_put_disagreeing),
     };
     int rc = check_run(tests, sizeof tests / sizeof tests[0], argc, argv);
-    const char *names[] = {"reopen", "rollback", "registrar", "crash", "users", "group", "groupfail", "old"};
+    const char *names[] = {"reopen", "rollback", "registrar", "crash",
+                           "users",  "group",    "groupfail", "old"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         fresh_db(names[i]);
     rmdir(dir);

@@ -523,10 +523,10 @@ static void test_response_for_as_parsed(void)
             EXPECT_TRUE(to->tag.p == NULL);
         EXPECT_EQ(csip_msg_hdr_find(r, CSIP_HDR_TIMESTAMP) != NULL, cases[c].code == 100);
         /* an edit prints as on the parsed copy */
-        ASSERT_OK(csip_msg_hdr_add(r, CSIP_HDR_WWW_AUTHENTICATE, CSIP_STR("Digest realm=\"x\""),
-                                   false));
-        ASSERT_OK(csip_msg_hdr_add(p, CSIP_HDR_WWW_AUTHENTICATE, CSIP_STR("Digest realm=\"x\""),
-                                   false));
+        ASSERT_OK(
+            csip_msg_hdr_add(r, CSIP_HDR_WWW_AUTHENTICATE, CSIP_STR("Digest realm=\"x\""), false));
+        ASSERT_OK(
+            csip_msg_hdr_add(p, CSIP_HDR_WWW_AUTHENTICATE, CSIP_STR("Digest realm=\"x\""), false));
         char b1[2048], b2[2048];
         int n1 = csip_msg_print(r, b1, sizeof b1), n2 = csip_msg_print(p, b2, sizeof b2);
         EXPECT_TRUE(n1 > 0 && n1 == n2 && memcmp(b1, b2, (size_t)n1) == 0);
@@ -534,10 +534,11 @@ static void test_response_for_as_parsed(void)
         csip_msg_free(r);
     }
     /* a To with a tag keeps it, and gets no second one */
-    csip_msg *dlg = parse_ok("BYE sip:a@192.0.2.1 SIP/2.0\r\n"
-                             "Via: SIP/2.0/UDP h.example.com;branch=z9hG4bK2\r\n"
-                             "From: <sip:b@example.com>;tag=2\r\nTo: <sip:a@example.com>;tag=old\r\n"
-                             "Call-ID: d1@h\r\nCSeq: 5 BYE\r\nMax-Forwards: 70\r\nl: 0\r\n\r\n");
+    csip_msg *dlg =
+        parse_ok("BYE sip:a@192.0.2.1 SIP/2.0\r\n"
+                 "Via: SIP/2.0/UDP h.example.com;branch=z9hG4bK2\r\n"
+                 "From: <sip:b@example.com>;tag=2\r\nTo: <sip:a@example.com>;tag=old\r\n"
+                 "Call-ID: d1@h\r\nCSeq: 5 BYE\r\nMax-Forwards: 70\r\nl: 0\r\n\r\n");
     ASSERT_TRUE(dlg);
     csip_msg *r;
     ASSERT_OK(csip_response_for(dlg, 200, NULL, CSIP_STR("new"), NULL, &r));

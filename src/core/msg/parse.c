@@ -10,8 +10,8 @@
  * §20.14) and framing is done beforehand by csip_stream_frame().
  */
 #include <pthread.h>
-#include <stddef.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <string.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>

@@ -205,8 +205,7 @@ static int run_ops(csip_store_sqlite *s)
         csip_str str[5];
         size_t at = o->off;
         for (int i = 0; i < 5; i++) {
-            str[i] = (o->nulls & (1u << i)) ? CSIP_STR_NULL
-                                            : (csip_str){s->opbuf + at, o->len[i]};
+            str[i] = (o->nulls & (1u << i)) ? CSIP_STR_NULL : (csip_str){s->opbuf + at, o->len[i]};
             at += o->len[i];
         }
         sqlite3_stmt *st;
@@ -332,9 +331,8 @@ int csip_store_sqlite_group_commit(csip_store_sqlite *s)
 {
     if (!s || !s->in_group || s->in_txn)
         return CSIP_ERR_INVALID_ARG;
-    if (!s->group_failed &&
-        (s->n_ops == 0 || (run(s->st[ST_BEGIN]) == 0 && run_ops(s) == 0 &&
-                           run(s->st[ST_COMMIT]) == 0))) {
+    if (!s->group_failed && (s->n_ops == 0 || (run(s->st[ST_BEGIN]) == 0 && run_ops(s) == 0 &&
+                                               run(s->st[ST_COMMIT]) == 0))) {
         group_clear(s);
         return 0;
     }
