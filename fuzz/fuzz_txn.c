@@ -12,8 +12,6 @@
  *   control & 0x40  the bytes are a request for csip_txn_client_new() rather
  *                   than a received message
  *   control & 0x80  another source port
- * Received messages that come without a clock advance after another
- * received message go in together, with csip_txn_layer_recv_batch().
  * At the end the clock runs until no timer is left, and the layer is freed.
  *
  * Properties (abort() when violated): recv returns 0 or NOMEM; after
@@ -135,22 +133,6 @@ static void fz_terminated(csip_txn_layer *l, csip_txn *t, csip_txn_end why, void
     }
 }
 
-/* Received messages waiting to go in as one batch. */
-typedef struct pending {
-    csip_txn_datagram d[40];
-    size_t n;
-} pending;
-
-static void flush_batch(csip_txn_layer *l, fz *f, pending *p)
-{
-    if (!p->n)
-        return;
-    int rc = csip_txn_layer_recv_batch(l, p->d, p->n, f->now);
-    if (rc != 0 && rc != CSIP_ERR_NOMEM)
-        fail("csip_txn_layer_recv_batch", rc, (long)p->n);
-    p->n = 0;
-}
-
 static void run_timers(csip_txn_layer *l, uint64_t now)
 {
     csip_txn_layer_handle_expiry(l, now);
@@ -172,8 +154,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (csip_txn_layer_new(&opts, &cb, &f, &l) != 0)
         return 0;
 
-    pending batch;
-    batch.n = 0;
     size_t pos = 0;
     for (int rec = 0; rec < 64 && pos + 3 <= size; rec++) {
         uint8_t c = data[pos];
@@ -184,13 +164,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const uint8_t *msg = data + pos;
         pos += len;
 
-        bool batched = batch.n && !(c & 0x40) && ((c >> 2) & 7) == 0 &&
-                       batch.n < sizeof batch.d / sizeof batch.d[0];
-        if (!batched) {
-            flush_batch(l, &f, &batch);
-            f.now += steps[(c >> 2) & 7];
-            run_timers(l, f.now);
-        }
+        f.now += steps[(c >> 2) & 7];
+        run_timers(l, f.now);
         f.answer = (c & 0x20) != 0;
         f.len = len;
 
@@ -220,16 +195,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 fail("csip_txn_client_new", rc, 0);
             continue;
         }
-        if (batched || (rec & 1)) {
-            /* into the batch (odd records start one) */
-            batch.d[batch.n++] = (csip_txn_datagram){msg, len, peer};
-            continue;
-        }
         int rc = csip_txn_layer_recv(l, msg, len, &peer, f.now);
         if (rc != 0 && rc != CSIP_ERR_NOMEM)
             fail("csip_txn_layer_recv", rc, 0);
     }
-    flush_batch(l, &f, &batch);
 
     /* Let every timer run out. */
     for (int i = 0; i < 10000; i++) {

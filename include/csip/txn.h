@@ -171,30 +171,6 @@ CSIP_EXTERN void csip_txn_layer_free(csip_txn_layer *layer);
 CSIP_EXTERN int csip_txn_layer_recv(csip_txn_layer *layer, const void *data, size_t len,
                                     const csip_addr *src, uint64_t now_ms);
 
-/** One received datagram (or framed stream message) for csip_txn_layer_recv_batch(). */
-typedef struct csip_txn_datagram {
-    const void *data;
-    size_t len;
-    csip_addr src;
-} csip_txn_datagram;
-
-/** Most datagrams csip_txn_layer_recv_batch() parses ahead of handing them on. */
-#define CSIP_TXN_BATCH 16u
-
-/**
- * Feeds n received messages at time now_ms, as n calls of
- * csip_txn_layer_recv() in order would, except that up to CSIP_TXN_BATCH of
- * them are parsed and validated before the first is handed on: the parser's
- * code and tables then stay in the processor's caches from one message to
- * the next, and so do the transaction layer's and the TU's. For a host that
- * reads several datagrams at once (recvmmsg()).
- * @return 0; CSIP_ERR_INVALID_ARG (layer or d NULL with n > 0, a NULL src
- *         data with len > 0: nothing fed); CSIP_ERR_NOMEM (at least one
- *         message was dropped).
- */
-CSIP_EXTERN int csip_txn_layer_recv_batch(csip_txn_layer *layer, const csip_txn_datagram *d,
-                                          size_t n, uint64_t now_ms);
-
 /** The time at which csip_txn_layer_handle_expiry() must next be called; UINT64_MAX if never. */
 CSIP_EXTERN uint64_t csip_txn_layer_next_expiry(const csip_txn_layer *layer);
 /**

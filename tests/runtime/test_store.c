@@ -434,6 +434,15 @@ static void test_sqlite_group(void)
     csip_store_sqlite_close(s);
 }
 
+/* One AOR update that puts one binding: begin, put, commit. */
+static int put_one(const csip_location_store *ls, const csip_binding *b)
+{
+    int rc = ls->begin(ls->user_data, b->aor);
+    if (rc == 0 && (rc = ls->put(ls->user_data, b)) == 0)
+        rc = ls->commit(ls->user_data);
+    return rc;
+}
+
 /* A group's writes reach the database at its commit: a write the database
  * refuses then (here a trigger another connection installed refuses one
  * AOR) fails the whole group. Nothing of it is on disk, memory agrees with
@@ -450,12 +459,8 @@ static void test_sqlite_group_commit_fails(void)
     csip_binding a1 = mk("sip:a@example.com", "sip:a1@h", 9000, 1);
     csip_binding x1 = mk("sip:x@example.com", "sip:x1@h", 9000, 1);
     ASSERT_OK(csip_store_sqlite_group_begin(s));
-    ASSERT_OK(ls.begin(ls.user_data, a1.aor));
-    ASSERT_OK(ls.put(ls.user_data, &a1));
-    ASSERT_OK(ls.commit(ls.user_data));
-    ASSERT_OK(ls.begin(ls.user_data, x1.aor));
-    ASSERT_OK(ls.put(ls.user_data, &x1));
-    ASSERT_OK(ls.commit(ls.user_data));
+    ASSERT_OK(put_one(&ls, &a1));
+    ASSERT_OK(put_one(&ls, &x1));
     ASSERT_OK(csip_store_sqlite_group_commit(s));
 
     sqlite3 *db;
@@ -473,18 +478,12 @@ static void test_sqlite_group_commit_fails(void)
     b1.path = CSIP_STR("");
     csip_binding bad = mk("sip:bad@example.com", "sip:z@h", 9000, 1);
     ASSERT_OK(csip_store_sqlite_group_begin(s));
-    ASSERT_OK(ls.begin(ls.user_data, a1b.aor));
-    ASSERT_OK(ls.put(ls.user_data, &a1b));
-    ASSERT_OK(ls.commit(ls.user_data));
+    ASSERT_OK(put_one(&ls, &a1b));
     ASSERT_OK(ls.begin(ls.user_data, x1.aor));
     ASSERT_OK(ls.remove(ls.user_data, x1.aor, x1.contact));
     ASSERT_OK(ls.commit(ls.user_data));
-    ASSERT_OK(ls.begin(ls.user_data, b1.aor));
-    ASSERT_OK(ls.put(ls.user_data, &b1));
-    ASSERT_OK(ls.commit(ls.user_data));
-    ASSERT_OK(ls.begin(ls.user_data, bad.aor));
-    ASSERT_OK(ls.put(ls.user_data, &bad));
-    ASSERT_OK(ls.commit(ls.user_data));
+    ASSERT_OK(put_one(&ls, &b1));
+    ASSERT_OK(put_one(&ls, &bad));
     /* memory has the group's changes until its commit */
     const csip_binding *f = find(&ls, "sip:a@example.com", "sip:a1@h");
     ASSERT_TRUE(f != NULL);
@@ -505,17 +504,13 @@ static void test_sqlite_group_commit_fails(void)
     ASSERT_EQ(sqlite3_exec(db, "DROP TRIGGER refuse", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
     ASSERT_OK(csip_store_sqlite_group_begin(s));
-    ASSERT_OK(ls.begin(ls.user_data, a1b.aor));
-    ASSERT_OK(ls.put(ls.user_data, &a1b));
-    ASSERT_OK(ls.commit(ls.user_data));
+    ASSERT_OK(put_one(&ls, &a1b));
     ASSERT_OK(ls.begin(ls.user_data, x1.aor));
     ASSERT_OK(ls.remove(ls.user_data, x1.aor, x1.contact));
     ASSERT_OK(ls.put(ls.user_data, &x1)); /* removed, then written again */
     ASSERT_OK(ls.remove_all(ls.user_data, x1.aor));
     ASSERT_OK(ls.commit(ls.user_data));
-    ASSERT_OK(ls.begin(ls.user_data, b1.aor));
-    ASSERT_OK(ls.put(ls.user_data, &b1));
-    ASSERT_OK(ls.commit(ls.user_data));
+    ASSERT_OK(put_one(&ls, &b1));
     ASSERT_OK(csip_store_sqlite_group_commit(s));
     csip_store_sqlite_close(s);
     ASSERT_OK(csip_store_sqlite_open(dbpath, 0, NULL, &s));

@@ -670,73 +670,6 @@ static void test_non_invite_server(void)
     teardown(l);
 }
 
-/*
- * csip_txn_layer_recv_batch() is n calls of csip_txn_layer_recv() in order:
- * a retransmission later in the same batch is absorbed by the transaction
- * its first copy created (and answered from its response once there is one),
- * a malformed request gets its 400, a stray response goes to the TU, and a
- * batch longer than CSIP_TXN_BATCH is handed on whole and in order.
- */
-static void test_recv_batch(void)
-{
-    csip_txn_layer *l = setup(NULL);
-    csip_addr src = addr("192.0.2.9", 5080, CSIP_TP_UDP);
-    char r1[2048], r2[2048], bad[2048], resp[512];
-    snprintf(r1, sizeof r1, "%s", req_text("OPTIONS", VIA1, "f", "", 1, NULL));
-    snprintf(r2, sizeof r2, "%s",
-             req_text("OPTIONS", "SIP/2.0/UDP 192.0.2.9:5080;branch=z9hG4bKbbb", "f", "", 2, NULL));
-    snprintf(bad, sizeof bad, "%s",
-             req_text("OPTIONS", "SIP/2.0/UDP 192.0.2.9:5080;branch=z9hG4bKccc", "f", "", 3,
-                      "INVITE")); /* CSeq method differs from the request's */
-    snprintf(resp, sizeof resp,
-             "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKnone\r\n"
-             "From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>;tag=2\r\n"
-             "Call-ID: x@h\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n");
-    csip_txn_datagram d[] = {
-        {r1, strlen(r1), src}, {r1, strlen(r1), src},     {bad, strlen(bad), src},
-        {r2, strlen(r2), src}, {resp, strlen(resp), src},
-    };
-    EXPECT_OK(csip_txn_layer_recv_batch(l, d, 5, 0));
-    EXPECT_EQ(C.nreq, 2); /* r1 once, r2 */
-    EXPECT_STR(csip_str_c(C.req_method[0]), "OPTIONS");
-    EXPECT_EQ(C.nstray, 1);
-    ASSERT_EQ(C.nout, 1);
-    EXPECT_EQ(strncmp(C.out[0].data, "SIP/2.0 400", 11), 0);
-    EXPECT_EQ(csip_txn_layer_count(l), 2);
-    /* answered, then retransmitted twice in one batch: two copies of the 200 */
-    EXPECT_OK(respond(C.st[0], 200, 1));
-    EXPECT_EQ(C.nout, 2);
-    EXPECT_OK(csip_txn_layer_recv_batch(l, d, 2, 2));
-    EXPECT_EQ(C.nreq, 2);
-    EXPECT_EQ(C.nout, 4);
-    EXPECT_EQ(strncmp(C.out[3].data, "SIP/2.0 200", 11), 0);
-    EXPECT_OK(csip_txn_layer_recv_batch(l, d, 0, 3));
-    EXPECT_EQ(csip_txn_layer_recv_batch(NULL, d, 1, 3), CSIP_ERR_INVALID_ARG);
-    csip_txn_datagram nul = {NULL, 5, src};
-    EXPECT_EQ(csip_txn_layer_recv_batch(l, &nul, 1, 3), CSIP_ERR_INVALID_ARG);
-    teardown(l);
-
-    /* 2 * CSIP_TXN_BATCH + 3 new requests: each reaches the TU once, in order */
-    l = setup(NULL);
-    enum { N = 2 * CSIP_TXN_BATCH + 3 };
-    static char texts[N][2048];
-    csip_txn_datagram many[N];
-    for (unsigned i = 0; i < N; i++) {
-        char via[96];
-        snprintf(via, sizeof via, "SIP/2.0/UDP 192.0.2.9:5080;branch=z9hG4bKm%u", i);
-        snprintf(texts[i], sizeof texts[i], "%s", req_text("OPTIONS", via, "f", "", 100 + i, NULL));
-        many[i] = (csip_txn_datagram){texts[i], strlen(texts[i]), src};
-    }
-    EXPECT_OK(csip_txn_layer_recv_batch(l, many, N, 10));
-    ASSERT_EQ(C.nreq, N);
-    for (unsigned i = 0; i < N; i++) {
-        char want[96];
-        snprintf(want, sizeof want, "branch=z9hG4bKm%u", i);
-        EXPECT_TRUE(strstr(C.req_via[i], want) != NULL);
-    }
-    teardown(l);
-}
-
 /* drop_completed_requests: a completed non-INVITE server transaction keeps
  * only what matching and retransmission need. */
 static void test_drop_completed(void)
@@ -1904,7 +1837,6 @@ int main(int argc, char **argv)
         CHECK_TEST(test_stray_and_client_matching),
         CHECK_TEST(test_server_matching),
         CHECK_TEST(test_non_invite_server),
-        CHECK_TEST(test_recv_batch),
         CHECK_TEST(test_drop_completed),
         CHECK_TEST(test_rfc2543),
         CHECK_TEST(test_malformed),

@@ -1124,33 +1124,27 @@ static void recv_response(csip_txn_layer *l, csip_msg *m, const csip_addr *src, 
     csip_msg_free(m);
 }
 
-/* Parses and validates one received message: its rc, the message (or NULL)
- * and the error details. */
-static int recv_parse(csip_txn_layer *l, const void *data, size_t len, const csip_addr *src,
-                      csip_msg **m, csip_parse_error *err)
+int csip_txn_layer_recv(csip_txn_layer *l, const void *data, size_t len, const csip_addr *src,
+                        uint64_t now_ms)
 {
+    if (!l || !src || (!data && len))
+        return CSIP_ERR_INVALID_ARG;
     l->stats.received++;
-    *m = NULL;
-    memset(err, 0, sizeof *err);
+    csip_msg *m = NULL;
+    csip_parse_error err;
+    memset(&err, 0, sizeof err);
     bool stream = src->transport == CSIP_TP_TCP || src->transport == CSIP_TP_TLS;
-    int rc = stream ? csip_msg_parse_stream(data, len, &l->popts, m, err)
-                    : csip_msg_parse(data, len, &l->popts, m, err);
+    int rc = stream ? csip_msg_parse_stream(data, len, &l->popts, &m, &err)
+                    : csip_msg_parse(data, len, &l->popts, &m, &err);
     if (rc == 0)
-        rc = csip_msg_validate(*m, err);
-    return rc;
-}
-
-/* Hands on a parsed message (recv_parse's rc, m, err); takes m. */
-static int recv_dispatch(csip_txn_layer *l, int rc, csip_msg *m, const csip_parse_error *err,
-                         const csip_addr *src, uint64_t now_ms)
-{
+        rc = csip_msg_validate(m, &err);
     if (rc == CSIP_ERR_NOMEM) {
         l->stats.malformed_dropped++;
         csip_msg_free(m);
         return CSIP_ERR_NOMEM;
     }
     if (rc != 0) {
-        reject_malformed(l, m, err, src);
+        reject_malformed(l, m, &err, src);
         csip_msg_free(m);
         return 0;
     }
@@ -1158,40 +1152,6 @@ static int recv_dispatch(csip_txn_layer *l, int rc, csip_msg *m, const csip_pars
         return recv_request(l, m, src, now_ms);
     recv_response(l, m, src, now_ms);
     return 0;
-}
-
-int csip_txn_layer_recv_batch(csip_txn_layer *l, const csip_txn_datagram *d, size_t n,
-                              uint64_t now_ms)
-{
-    if (n && (!l || !d))
-        return CSIP_ERR_INVALID_ARG;
-    for (size_t i = 0; i < n; i++)
-        if (!d[i].data && d[i].len)
-            return CSIP_ERR_INVALID_ARG;
-    int ret = 0;
-    for (size_t at = 0; at < n; at += CSIP_TXN_BATCH) {
-        size_t k = n - at < CSIP_TXN_BATCH ? n - at : CSIP_TXN_BATCH;
-        csip_msg *m[CSIP_TXN_BATCH];
-        csip_parse_error err[CSIP_TXN_BATCH];
-        int rc[CSIP_TXN_BATCH];
-        for (size_t i = 0; i < k; i++)
-            rc[i] = recv_parse(l, d[at + i].data, d[at + i].len, &d[at + i].src, &m[i], &err[i]);
-        for (size_t i = 0; i < k; i++)
-            if (recv_dispatch(l, rc[i], m[i], &err[i], &d[at + i].src, now_ms) == CSIP_ERR_NOMEM)
-                ret = CSIP_ERR_NOMEM;
-    }
-    return ret;
-}
-
-int csip_txn_layer_recv(csip_txn_layer *l, const void *data, size_t len, const csip_addr *src,
-                        uint64_t now_ms)
-{
-    if (!l || !src || (!data && len))
-        return CSIP_ERR_INVALID_ARG;
-    csip_msg *m;
-    csip_parse_error err;
-    int rc = recv_parse(l, data, len, src, &m, &err);
-    return recv_dispatch(l, rc, m, &err, src, now_ms);
 }
 
 /* ------------------------------------------------------------------------- */

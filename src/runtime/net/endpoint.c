@@ -173,19 +173,14 @@ static void udp_readable(uv_poll_t *h, int status, int events)
         while (n < 0 && errno == EINTR);
         if (n <= 0)
             return; /* EAGAIN: drained; other errors (ICMP) concern no datagram */
-        /* handed on together: the layer parses them all before the first
-         * goes on (csip_txn_layer_recv_batch) */
-        csip_txn_datagram d[NET_MMSG];
-        size_t k = 0;
-        for (int i = 0; i < n; i++) {
+        uint64_t now = uv_now(ep->loop);
+        for (int i = 0; i < n && !ep->freeing; i++) {
             if ((mm[i].msg_hdr.msg_flags & MSG_TRUNC) || mm[i].msg_len == 0)
                 continue;
-            d[k].data = iov[i].iov_base;
-            d[k].len = mm[i].msg_len;
-            csip__net_from_sockaddr((const struct sockaddr *)&ss[i], CSIP_TP_UDP, &d[k].src);
-            k++;
+            csip_addr src;
+            csip__net_from_sockaddr((const struct sockaddr *)&ss[i], CSIP_TP_UDP, &src);
+            (void)csip_txn_layer_recv(ep->txn, iov[i].iov_base, mm[i].msg_len, &src, now);
         }
-        (void)csip_txn_layer_recv_batch(ep->txn, d, k, uv_now(ep->loop));
         if ((unsigned)n < NET_MMSG)
             return;
     }
