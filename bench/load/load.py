@@ -11,7 +11,7 @@ every process of its session, read from /proc/PID/stat just before and just
 after the SIPp run.
 
 For each (scenario, server) a search finds the highest rate passed: the first
---cpu-repeats steps (3) are at --cpu-rate (1,000/s, the fixed rate at which CPU
+--cpu-repeats steps (5) are at --cpu-rate (1,000/s, the fixed rate at which CPU
 per 1,000 calls is compared, their median reported; --cpu-seconds long), then
 the rate at which the server would fill
 90 % of its core at that CPU per call, then x --growth (1.5) until a step
@@ -846,7 +846,7 @@ def parse_args():
     ap.add_argument("--cpu-seconds", type=int, default=None,
                     help="length of the step at --cpu-rate (10; quick 3)")
     ap.add_argument("--cpu-repeats", type=int, default=None,
-                    help="steps at --cpu-rate per search, their median reported (3; quick 1)")
+                    help="steps at --cpu-rate per search, their median reported (5; quick 1)")
     ap.add_argument("--max-steps", type=int, default=None,
                     help="steps per search (10; quick 3)")
     ap.add_argument("--budget", type=int, default=None,
@@ -889,7 +889,7 @@ def parse_args():
     a.seconds = a.seconds or env_int("LOAD_SECONDS", 2 if a.quick else 5)
     a.cpu_seconds = a.cpu_seconds or env_int("LOAD_CPU_SECONDS", 3 if a.quick else 10)
     a.max_steps = a.max_steps or env_int("LOAD_MAX_STEPS", 3 if a.quick else 10)
-    a.cpu_repeats = max(1, a.cpu_repeats or env_int("LOAD_CPU_REPEATS", 1 if a.quick else 3))
+    a.cpu_repeats = max(1, a.cpu_repeats or env_int("LOAD_CPU_REPEATS", 1 if a.quick else 5))
     a.budget = a.budget or env_int("LOAD_BUDGET", 120 if a.quick else 540)
     if a.quick:
         a.users = min(a.users, 20000)
