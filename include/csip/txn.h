@@ -256,9 +256,11 @@ CSIP_EXTERN int csip_txn_respond(csip_txn *st, csip_msg *resp, uint64_t now_ms);
  * nothing to compute again and must not cost memory, such as a challenge
  * with a stateless nonce or a 503 under overload: a retransmission of the
  * request starts a new transaction and gets a new answer. resp is taken as
- * by csip_txn_respond().
+ * by csip_txn_respond(). A send that fails ends the transaction with
+ * CSIP_TXN_END_TRANSPORT and the call returns 0, as csip_txn_respond() does.
  * @return 0; CSIP_ERR_INVALID_ARG (not a non-INVITE server transaction, not
- *         a final response, or what csip_txn_respond() refuses); a send error.
+ *         a final response, or what csip_txn_respond() refuses);
+ *         CSIP_ERR_NOMEM (nothing sent, the state unchanged).
  */
 CSIP_EXTERN int csip_txn_respond_stateless(csip_txn *st, csip_msg *resp, uint64_t now_ms);
 

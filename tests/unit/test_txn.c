@@ -1712,6 +1712,44 @@ static void *fa_realloc(void *p, size_t n, void *ud)
     return realloc(p, n);
 }
 
+/* A stateless answer that cannot be printed (no memory for one longer than
+ * the stack buffer) is refused with CSIP_ERR_NOMEM: nothing sent, the
+ * transaction as it was, so the TU can answer again. */
+static void test_stateless_nomem(void)
+{
+    csip_mem mem = {fa_malloc, fa_free, fa_realloc, NULL};
+    csip_txn_opts opts;
+    memset(&opts, 0, sizeof opts);
+    opts.mem = &mem;
+    g_budget = 1000;
+    csip_txn_layer *l = setup(&opts);
+    csip_addr src = addr("192.0.2.9", 5080, CSIP_TP_UDP);
+    EXPECT_OK(feed(l, req_text("OPTIONS", VIA1, "f", "", 1, NULL), &src, 0));
+    ASSERT_EQ(C.nreq, 1);
+    csip_txn *st = C.st[0];
+    static char longval[3001];
+    memset(longval, 'a', sizeof longval - 1);
+    csip_msg *r;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        ASSERT_OK(csip_response_for(csip_txn_request(st), 401, NULL, CSIP_STR("sl"), NULL, &r));
+        ASSERT_OK(csip_msg_hdr_add(r, CSIP_HDR_WWW_AUTHENTICATE, csip_str_c(longval), false));
+        g_budget = attempt == 0 ? 0 : 1000;
+        int rc = csip_txn_respond_stateless(st, r, 1);
+        if (attempt == 0) {
+            EXPECT_EQ(rc, CSIP_ERR_NOMEM);
+            EXPECT_EQ(C.nout, 0);
+            EXPECT_EQ(csip_txn_state_of(st), CSIP_TXN_TRYING);
+        } else {
+            EXPECT_OK(rc);
+            ASSERT_EQ(C.nout, 1);
+            EXPECT_TRUE(C.out[0].len > 3000);
+            EXPECT_EQ(csip_txn_state_of(st), CSIP_TXN_TERMINATED);
+        }
+    }
+    g_budget = 1000;
+    teardown(l);
+}
+
 static void test_failing_alloc(void)
 {
     csip_mem mem = {fa_malloc, fa_free, fa_realloc, NULL};
@@ -1837,6 +1875,7 @@ int main(int argc, char **argv)
         CHECK_TEST(test_stray_and_client_matching),
         CHECK_TEST(test_server_matching),
         CHECK_TEST(test_non_invite_server),
+        CHECK_TEST(test_stateless_nomem),
         CHECK_TEST(test_drop_completed),
         CHECK_TEST(test_rfc2543),
         CHECK_TEST(test_malformed),

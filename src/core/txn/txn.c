@@ -148,22 +148,15 @@ static void txn_finalize(csip_txn *t, csip_txn_end why)
 /* ------------------------------------------------------------------------- */
 /* Output helpers */
 
-/* Prints m into a new exact-size buffer. */
-static int print_alloc(const csip_mem *mem, const csip_msg *m, char **out, uint32_t *len)
+/*
+ * Prints m into stack (cap octets) when it fits, in one pass (a response
+ * nearly always does), else into a new block of the measured size. *out is
+ * stack or that block (the caller frees it). @return the length, or an error.
+ */
+static int print_any(const csip_mem *mem, const csip_msg *m, char *stack, size_t cap, char **out)
 {
-    /* one printing pass when the message fits the stack buffer (a response
-     * nearly always does), a measuring pass first otherwise */
-    char tmp[2048];
-    int n = csip_msg_print(m, tmp, sizeof tmp);
-    if (n >= 0) {
-        char *b = csip__malloc(mem, n > 0 ? (size_t)n : 1u);
-        if (!b)
-            return CSIP_ERR_NOMEM;
-        memcpy(b, tmp, (size_t)n);
-        *out = b;
-        *len = (uint32_t)n;
-        return 0;
-    }
+    *out = stack;
+    int n = csip_msg_print(m, stack, cap);
     if (n != CSIP_ERR_BUFFER_TOO_SMALL)
         return n;
     n = csip_msg_print(m, NULL, 0);
@@ -176,6 +169,23 @@ static int print_alloc(const csip_mem *mem, const csip_msg *m, char **out, uint3
     if (r != n) {
         csip__free(mem, b);
         return r < 0 ? r : CSIP_ERR_INVALID_ARG;
+    }
+    *out = b;
+    return n;
+}
+
+/* Prints m into a new exact-size buffer. */
+static int print_alloc(const csip_mem *mem, const csip_msg *m, char **out, uint32_t *len)
+{
+    char tmp[2048], *b;
+    int n = print_any(mem, m, tmp, sizeof tmp, &b);
+    if (n < 0)
+        return n;
+    if (b == tmp) {
+        b = csip__malloc(mem, n > 0 ? (size_t)n : 1u);
+        if (!b)
+            return CSIP_ERR_NOMEM;
+        memcpy(b, tmp, (size_t)n);
     }
     *out = b;
     *len = (uint32_t)n;
@@ -290,28 +300,14 @@ static int server_send(csip_txn *t, const char *data, size_t len, bool retransmi
     return rc;
 }
 
-/* Prints and sends a message without keeping it: to dst, or as server
- * transaction st's response. One printing pass when it fits the stack
- * buffer (a measuring pass first otherwise). */
-static int send_printed(csip_txn_layer *l, const csip_msg *m, const csip_addr *dst, csip_txn *st)
+/* Prints and sends a message outside any transaction. */
+static int send_printed(csip_txn_layer *l, const csip_msg *m, const csip_addr *dst)
 {
-    char stack[2048];
-    char *b = stack;
-    int n = csip_msg_print(m, stack, sizeof stack);
-    if (n == CSIP_ERR_BUFFER_TOO_SMALL) {
-        n = csip_msg_print(m, NULL, 0);
-        if (n < 0)
-            return n;
-        b = csip__malloc(l->mem, (size_t)n);
-        if (!b)
-            return CSIP_ERR_NOMEM;
-        int r = csip_msg_print(m, b, (size_t)n);
-        if (r != n)
-            n = r < 0 ? r : CSIP_ERR_INVALID_ARG;
-    }
-    int rc = n;
-    if (n >= 0)
-        rc = st ? server_send(st, b, (size_t)n, false) : tx_send(l, dst, b, (size_t)n);
+    char stack[2048], *b;
+    int n = print_any(l->mem, m, stack, sizeof stack, &b);
+    if (n < 0)
+        return n;
+    int rc = tx_send(l, dst, b, (size_t)n);
     if (b != stack)
         csip__free(l->mem, b);
     return rc;
@@ -912,7 +908,7 @@ static int answer_stateless(csip_txn_layer *l, const csip_msg *req, int code, co
     if (csip_msg_via(req, 0, &via) == 0)
         rc = response_dest(via, src, &dst);
     if (rc == 0)
-        rc = send_printed(l, resp, &dst, NULL);
+        rc = send_printed(l, resp, &dst);
     csip_msg_free(resp);
     return rc;
 }
@@ -1435,8 +1431,14 @@ int csip_txn_respond_stateless(csip_txn *st, csip_msg *resp, uint64_t now_ms)
     /* No Completed state: nothing is kept to answer a retransmission with,
      * so the response is printed on the stack, sent, and the transaction
      * ends (no copy, no Timer J, no compaction). */
-    int rc = send_printed(l, resp, NULL, st);
+    char stack[2048], *b;
+    int n = print_any(l->mem, resp, stack, sizeof stack, &b);
     csip_msg_free(resp);
+    if (n < 0)
+        return n; /* nothing sent, the state unchanged (as csip_txn_respond) */
+    int rc = server_send(st, b, (size_t)n, false);
+    if (b != stack)
+        csip__free(l->mem, b);
     if (rc == 0)
         st->state = CSIP_TXN_COMPLETED; /* answered: the state it ends from */
     txn_end(st, rc == 0 ? CSIP_TXN_END_NORMAL : CSIP_TXN_END_TRANSPORT, now_ms);
@@ -1547,7 +1549,7 @@ int csip_txn_layer_send_stateless(csip_txn_layer *l, const csip_msg *msg, const 
             return rc;
         dst = &d;
     }
-    return send_printed(l, msg, dst, NULL);
+    return send_printed(l, msg, dst);
 }
 
 int csip_txn_response_dest(const csip_msg *msg, const csip_addr *request_src, csip_addr *out)

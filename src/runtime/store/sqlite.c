@@ -152,12 +152,41 @@ static int sq_get(void *ud, csip_str aor, const csip_binding **out, size_t *n)
     return s->mops.get(s->mops.user_data, aor, out, n);
 }
 
-/* Queues a write of the open group. */
-static int queue_op(csip_store_sqlite *s, int kind, const csip_binding *b, csip_str aor,
-                    csip_str contact)
+/* The strings of a change: aor, contact, params, path, call_id. */
+static void op_strings(const csip_binding *b, csip_str aor, csip_str contact, csip_str str[5])
 {
-    const csip_str str[5] = {aor, contact, b ? b->params : CSIP_STR_NULL,
-                             b ? b->path : CSIP_STR_NULL, b ? b->call_id : CSIP_STR_NULL};
+    str[0] = aor;
+    str[1] = contact;
+    str[2] = b ? b->params : CSIP_STR_NULL;
+    str[3] = b ? b->path : CSIP_STR_NULL;
+    str[4] = b ? b->call_id : CSIP_STR_NULL;
+}
+
+/* Writes one change to the database (inside the open transaction). */
+static int exec_op(csip_store_sqlite *s, int kind, const csip_str str[5], uint32_t cseq, int64_t q,
+                   int64_t expires_at)
+{
+    sqlite3_stmt *st;
+    if (kind == GOP_PUT) {
+        st = s->st[ST_PUT];
+        for (int i = 0; i < 5; i++)
+            bind_str(st, i + 1, str[i]);
+        sqlite3_bind_int64(st, 6, cseq);
+        sqlite3_bind_int64(st, 7, q);
+        sqlite3_bind_int64(st, 8, expires_at);
+    } else {
+        st = s->st[kind == GOP_DEL ? ST_DEL : ST_DEL_ALL];
+        bind_str(st, 1, str[0]);
+        if (kind == GOP_DEL)
+            bind_str(st, 2, str[1]);
+    }
+    return run(st);
+}
+
+/* Queues a change of the open group, its strings copied. */
+static int queue_op(csip_store_sqlite *s, int kind, const csip_str str[5], uint32_t cseq, int64_t q,
+                    int64_t expires_at)
+{
     size_t total = 0;
     for (int i = 0; i < 5; i++)
         total += str[i].len;
@@ -191,13 +220,13 @@ static int queue_op(csip_store_sqlite *s, int kind, const csip_binding *b, csip_
             memcpy(s->opbuf + s->opbuf_len, str[i].p, str[i].len);
         s->opbuf_len += str[i].len;
     }
-    o->cseq = b ? b->cseq : 0;
-    o->q = b && b->has_q ? b->q : -1;
-    o->expires_at = b ? b->expires_at : 0;
+    o->cseq = cseq;
+    o->q = q;
+    o->expires_at = expires_at;
     return 0;
 }
 
-/* Runs the queued writes of the group, in order. */
+/* Runs the queued changes of the group, in order. */
 static int run_ops(csip_store_sqlite *s)
 {
     for (size_t k = 0; k < s->n_ops; k++) {
@@ -208,77 +237,42 @@ static int run_ops(csip_store_sqlite *s)
             str[i] = (o->nulls & (1u << i)) ? CSIP_STR_NULL : (csip_str){s->opbuf + at, o->len[i]};
             at += o->len[i];
         }
-        sqlite3_stmt *st;
-        if (o->kind == GOP_PUT) {
-            st = s->st[ST_PUT];
-            for (int i = 0; i < 5; i++)
-                bind_str(st, i + 1, str[i]);
-            sqlite3_bind_int64(st, 6, o->cseq);
-            sqlite3_bind_int64(st, 7, o->q);
-            sqlite3_bind_int64(st, 8, o->expires_at);
-        } else {
-            st = s->st[o->kind == GOP_DEL ? ST_DEL : ST_DEL_ALL];
-            bind_str(st, 1, str[0]);
-            if (o->kind == GOP_DEL)
-                bind_str(st, 2, str[1]);
-        }
-        if (run(st) != 0)
+        if (exec_op(s, o->kind, str, o->cseq, o->q, o->expires_at) != 0)
             return DB_FAIL;
     }
     return 0;
 }
 
+/* One change to the database: queued inside a group, written at once outside one. */
+static int write_op(csip_store_sqlite *s, int kind, const csip_binding *b, csip_str aor,
+                    csip_str contact)
+{
+    csip_str str[5];
+    op_strings(b, aor, contact, str);
+    uint32_t cseq = b ? b->cseq : 0;
+    int64_t q = b && b->has_q ? b->q : -1, exp = b ? b->expires_at : 0;
+    return s->in_group ? queue_op(s, kind, str, cseq, q, exp) : exec_op(s, kind, str, cseq, q, exp);
+}
+
 static int sq_put(void *ud, const csip_binding *b)
 {
     csip_store_sqlite *s = ud;
-    if (s->in_group) {
-        int rc = queue_op(s, GOP_PUT, b, b->aor, b->contact);
-        return rc ? rc : s->mops.put(s->mops.user_data, b);
-    }
-    sqlite3_stmt *st = s->st[ST_PUT];
-    bind_str(st, 1, b->aor);
-    bind_str(st, 2, b->contact);
-    bind_str(st, 3, b->params);
-    bind_str(st, 4, b->path);
-    bind_str(st, 5, b->call_id);
-    sqlite3_bind_int64(st, 6, b->cseq);
-    sqlite3_bind_int64(st, 7, b->has_q ? b->q : -1);
-    sqlite3_bind_int64(st, 8, b->expires_at);
-    int rc = run(st);
-    if (rc)
-        return rc;
-    return s->mops.put(s->mops.user_data, b);
+    int rc = write_op(s, GOP_PUT, b, b->aor, b->contact);
+    return rc ? rc : s->mops.put(s->mops.user_data, b);
 }
 
 static int sq_remove(void *ud, csip_str aor, csip_str contact)
 {
     csip_store_sqlite *s = ud;
-    if (s->in_group) {
-        int rc = queue_op(s, GOP_DEL, NULL, aor, contact);
-        return rc ? rc : s->mops.remove(s->mops.user_data, aor, contact);
-    }
-    sqlite3_stmt *st = s->st[ST_DEL];
-    bind_str(st, 1, aor);
-    bind_str(st, 2, contact);
-    int rc = run(st);
-    if (rc)
-        return rc;
-    return s->mops.remove(s->mops.user_data, aor, contact);
+    int rc = write_op(s, GOP_DEL, NULL, aor, contact);
+    return rc ? rc : s->mops.remove(s->mops.user_data, aor, contact);
 }
 
 static int sq_remove_all(void *ud, csip_str aor)
 {
     csip_store_sqlite *s = ud;
-    if (s->in_group) {
-        int rc = queue_op(s, GOP_DEL_ALL, NULL, aor, CSIP_STR_NULL);
-        return rc ? rc : s->mops.remove_all(s->mops.user_data, aor);
-    }
-    sqlite3_stmt *st = s->st[ST_DEL_ALL];
-    bind_str(st, 1, aor);
-    int rc = run(st);
-    if (rc)
-        return rc;
-    return s->mops.remove_all(s->mops.user_data, aor);
+    int rc = write_op(s, GOP_DEL_ALL, NULL, aor, CSIP_STR_NULL);
+    return rc ? rc : s->mops.remove_all(s->mops.user_data, aor);
 }
 
 /* Makes memory agree with the database for one AOR. */
@@ -522,11 +516,7 @@ void csip_store_sqlite_location(csip_store_sqlite *s, csip_location_store *out)
 
 static int sweep_one(void *ud, const csip_binding *b)
 {
-    csip_store_sqlite *s = ud;
-    sqlite3_stmt *st = s->st[ST_DEL];
-    bind_str(st, 1, b->aor);
-    bind_str(st, 2, b->contact);
-    return run(st);
+    return write_op(ud, GOP_DEL, NULL, b->aor, b->contact); /* never in a group */
 }
 
 int csip_store_sqlite_sweep(csip_store_sqlite *s, int64_t now, size_t *removed)
