@@ -7,6 +7,7 @@
 #include "csipd.h"
 
 #include <malloc.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,5 +29,7 @@ int main(int argc, char **argv)
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
     mallopt(M_TOP_PAD, 16 << 20);
     mallopt(M_MMAP_THRESHOLD, 1 << 20);
+    sqlite3_config(SQLITE_CONFIG_SINGLETHREAD);
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     return csipd_serve(&cfg);
 }

@@ -642,6 +642,53 @@ static void test_parse_take(void)
     csip_msg_free(m);                     /* frees b too (LeakSanitizer checks) */
 }
 
+/* A message that passed validation is validated again after an edit: each
+ * kind of edit can make it invalid, and validation must see it. */
+static void test_validate_after_edit(void)
+{
+    csip_parse_error err;
+    csip_msg *m = parse_ok("OPTIONS sip:b@example.com SIP/2.0\r\n" BASE_REQ "\r\n");
+    ASSERT_TRUE(m);
+    ASSERT_OK(csip_msg_validate(m, &err));
+    EXPECT_OK(csip_msg_validate(m, &err)); /* again, unchanged */
+    EXPECT_EQ(err.code, 0);
+    /* a second CSeq line */
+    ASSERT_OK(csip_msg_hdr_add(m, CSIP_HDR_CSEQ, CSIP_STR("2 OPTIONS"), false));
+    EXPECT_EQ(csip_msg_validate(m, &err), CSIP_ERR_PARSE_DUPLICATE_HEADER);
+    EXPECT_EQ(err.status, 400);
+    csip_msg_free(m);
+
+    /* a To value replaced by one that does not parse */
+    m = parse_ok("OPTIONS sip:b@example.com SIP/2.0\r\n" BASE_REQ "\r\n");
+    ASSERT_TRUE(m);
+    ASSERT_OK(csip_msg_validate(m, NULL));
+    const csip_hdr *to = csip_msg_hdr_find(m, CSIP_HDR_TO);
+    ASSERT_TRUE(to);
+    size_t pos = 0;
+    for (const csip_hdr *h = csip_msg_hdr_at(m, 0); h && h != to; h = csip_msg_hdr_at(m, ++pos))
+        ;
+    ASSERT_OK(csip_msg_hdr_set(m, pos, CSIP_STR("<sip:b@example.com")));
+    EXPECT_LT(csip_msg_validate(m, &err), 0);
+    EXPECT_EQ(err.status, 400);
+    csip_msg_free(m);
+
+    /* a mandatory header removed */
+    m = parse_ok("OPTIONS sip:b@example.com SIP/2.0\r\n" BASE_REQ "\r\n");
+    ASSERT_TRUE(m);
+    ASSERT_OK(csip_msg_validate(m, NULL));
+    ASSERT_OK(csip_msg_hdr_remove(m, pos));
+    EXPECT_EQ(csip_msg_validate(m, &err), CSIP_ERR_PARSE_MISSING_HEADER);
+    csip_msg_free(m);
+
+    /* a Request-URI with headers (RFC 3261 §19.1.1) */
+    m = parse_ok("OPTIONS sip:b@example.com SIP/2.0\r\n" BASE_REQ "\r\n");
+    ASSERT_TRUE(m);
+    ASSERT_OK(csip_msg_validate(m, NULL));
+    ASSERT_OK(csip_msg_set_ruri(m, CSIP_STR("sip:b@example.com?Subject=x")));
+    EXPECT_EQ(csip_msg_validate(m, &err), CSIP_ERR_PARSE_REQUEST_URI);
+    csip_msg_free(m);
+}
+
 int main(int argc, char **argv)
 {
     static const check_test tests[] = {
@@ -658,6 +705,7 @@ int main(int argc, char **argv)
         CHECK_TEST(test_request_new),
         CHECK_TEST(test_failing_allocator),
         CHECK_TEST(test_parse_take),
+        CHECK_TEST(test_validate_after_edit),
     };
     return check_run(tests, sizeof tests / sizeof tests[0], argc, argv);
 }

@@ -20,6 +20,7 @@ static void invalidate_id(csip_msg *m, uint16_t id)
 
 static void invalidate(csip_msg *m)
 {
+    m->validated = false;
     csip__msg_relink(m);
     csip__msg_drop_aggs(m);
 }
@@ -153,6 +154,7 @@ int csip_msg_set_ruri(csip_msg *m, csip_str uri)
     m->ruri_raw = (csip_str){c, uri.len};
     m->ruri_edited = true;
     m->ruri_state = CACHE_NONE;
+    m->validated = false;
     return 0;
 }
 
@@ -185,6 +187,7 @@ int csip_msg_set_body(csip_msg *m, csip_str content_type, csip_str body)
     }
     m->body = (csip_str){b, body.len};
     m->body_edited = true;
+    m->validated = false;
     return 0;
 }
 
