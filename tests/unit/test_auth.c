@@ -1,4 +1,6 @@
 #include "check.h"
+
+#include <ctype.h>
 #include "csip/auth.h"
 
 /* ---- RFC test vectors ---- */
@@ -318,6 +320,34 @@ static void test_failures(void)
     EXPECT_EQ(verify_str(s, cred, T0), CSIP_AUTH_BAD_NONCE);
     n[7 + 10] = '!';
     EXPECT_EQ(verify_str(s, cred, T0), CSIP_AUTH_BAD_NONCE);
+    n[7 + 10] = (char)0xc3; /* not in the alphabet, nor ASCII */
+    EXPECT_EQ(verify_str(s, cred, T0), CSIP_AUTH_BAD_NONCE);
+
+    /* A nonce is checked by another server with the same key (no state):
+     * first as sent, then spelled otherwise. */
+    csip_auth_server *s3 = server_with(NULL, 0, 0);
+    ASSERT_TRUE(s3 != NULL);
+    EXPECT_EQ(answer(s, 0, T0, T0, "alice", "secret", 1, cred), CSIP_AUTH_OK);
+    static const char alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    n = strstr(cred, "nonce=\"") + 7;
+    ASSERT_TRUE(strchr(n, '"') - n == 43);
+    /* the last character carries 2 spare bits: another value of them is
+     * another spelling of the same octets, refused (one spelling a nonce) */
+    char last = n[42];
+    size_t v = (size_t)(strchr(alpha, last) - alpha);
+    n[42] = alpha[v ^ 1];
+    EXPECT_EQ(verify_str(s3, cred, T0), CSIP_AUTH_BAD_NONCE);
+    n[42] = last;
+    /* the response in upper-case hex is the same response (RFC 7616 §3.4.1
+     * LHEX is lower case; accepted, as other servers do) */
+    char *rsp = strstr(cred, "response=\"") + 10;
+    for (char *c = rsp; *c != '"'; c++)
+        *c = (char)toupper((unsigned char)*c);
+    EXPECT_EQ(verify_str(s3, cred, T0), CSIP_AUTH_OK);
+    /* one hex digit off: refused */
+    rsp[31] = rsp[31] == '0' ? '1' : '0';
+    EXPECT_EQ(verify_str(s3, cred, T0), CSIP_AUTH_BAD_RESPONSE);
+    csip_auth_server_free(s3);
 
     /* a nonce issued for SHA-256 cannot be used with MD5 */
     EXPECT_EQ(answer(s, 0, T0, T0, "alice", "secret", 1, cred), CSIP_AUTH_OK);

@@ -165,6 +165,24 @@ int csip_auth_server_opts_set_auth_int(csip_auth_server_opts *o, bool on)
 
 /* ---- base64url (RFC 4648 §5), no padding ---- */
 
+/* Whether n octets are equal, in a time that does not depend on where they
+ * differ (a MAC, an expected response): a word at a time. */
+static bool ct_equal(const void *a, const void *b, size_t n)
+{
+    const unsigned char *x = a, *y = b;
+    uint64_t d = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t u, v;
+        memcpy(&u, x + i, 8);
+        memcpy(&v, y + i, 8);
+        d |= u ^ v;
+    }
+    for (; i < n; i++)
+        d |= (uint64_t)(x[i] ^ y[i]);
+    return d == 0;
+}
+
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 static size_t b64_encode(const uint8_t *in, size_t n, char *out)
@@ -190,42 +208,54 @@ static size_t b64_encode(const uint8_t *in, size_t n, char *out)
     return o;
 }
 
-static int b64_val(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
+/* b64_val1[c]: the value of c in the alphabet above plus one, 0 for none
+ * (octets above 127 are none too). */
+static const uint8_t b64_val1[128] = {
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0, 63,  0,  0,
+    53, 54, 55, 56, 57, 58, 59, 60, 61, 62,  0,  0,  0,  0,  0,  0,
+     0,  1,  2,  3,  4,  5,  6,  7,  8,  9, 10, 11, 12, 13, 14, 15,
+    16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26,  0,  0,  0,  0, 64,
+     0, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41,
+    42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52,  0,  0,  0,  0,  0,
+};
 
 /* Decodes exactly NONCE_B64 characters into NONCE_RAW bytes. */
 static bool nonce_decode(csip_str s, uint8_t *out)
 {
     if (s.len != NONCE_B64)
         return false;
-    uint32_t acc = 0;
-    unsigned bits = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < s.len; i++) {
-        int v = b64_val(s.p[i]);
-        if (v < 0)
-            return false;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (uint8_t)(acc >> bits);
+    uint32_t acc = 0, bad = 0;
+    size_t o = 0, i = 0;
+    for (; i + 4 <= NONCE_B64; i += 4) {
+        uint32_t v[4];
+        for (int k = 0; k < 4; k++) {
+            unsigned char c = (unsigned char)s.p[i + (size_t)k];
+            v[k] = c < 128 ? b64_val1[c] : 0;
+            bad |= v[k] == 0;
+            v[k] -= 1;
         }
+        acc = v[0] << 18 | (v[1] & 63) << 12 | (v[2] & 63) << 6 | (v[3] & 63);
+        out[o++] = (uint8_t)(acc >> 16);
+        out[o++] = (uint8_t)(acc >> 8);
+        out[o++] = (uint8_t)acc;
     }
-    /* 43 chars = 258 bits: the 2 spare bits must be zero (one spelling per nonce) */
-    return o == NONCE_RAW && (acc & ((1u << bits) - 1)) == 0;
+    /* 43 = 40 + 3 characters: 18 bits, two bytes and 2 spare bits that must
+     * be zero (one spelling per nonce) */
+    uint32_t v[3];
+    for (int k = 0; k < 3; k++) {
+        unsigned char c = (unsigned char)s.p[i + (size_t)k];
+        v[k] = c < 128 ? b64_val1[c] : 0;
+        bad |= v[k] == 0;
+        v[k] -= 1;
+    }
+    if (bad)
+        return false;
+    acc = v[0] << 12 | v[1] << 6 | v[2];
+    out[o++] = (uint8_t)(acc >> 10);
+    out[o++] = (uint8_t)(acc >> 2);
+    return o == NONCE_RAW && (acc & 3u) == 0;
 }
 
 /* ---- MAC ---- */
@@ -535,7 +565,7 @@ csip_auth_result csip_auth_server_verify(csip_auth_server *s, const csip_auth *c
         return CSIP_AUTH_BAD_NONCE;
     if (nonce_mac(s, raw, alg, mac) != 0)
         return CSIP_AUTH_INTERNAL_ERROR;
-    if (CRYPTO_memcmp(mac, raw + 16, 16) != 0)
+    if (!ct_equal(mac, raw + 16, 16))
         return CSIP_AUTH_BAD_NONCE;
     uint64_t ts = get_u64(raw), now_s = now_ms / 1000;
 
@@ -585,7 +615,7 @@ csip_auth_result csip_auth_server_verify(csip_auth_server *s, const csip_auth *c
     char got[CSIP_AUTH_HEX_MAX];
     for (size_t i = 0; i < hl; i++)
         got[i] = csip__lower(cred->response.p[i]);
-    if (CRYPTO_memcmp(got, expect, hl) != 0)
+    if (!ct_equal(got, expect, hl))
         return CSIP_AUTH_BAD_RESPONSE;
 
     /* RFC 7616 §3.3: stale only for a correct response under an old nonce */

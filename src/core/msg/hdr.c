@@ -618,7 +618,9 @@ int csip_auth_param_next(csip_str *rest, csip_param *out)
     return 1;
 }
 
-static int auth_params(csip_str params, csip_auth *a)
+/* The parameters csip_auth names, found by length and first letter (one
+ * candidate at most), then compared whole. */
+static int auth_param_field(csip_str n)
 {
 #define AP(name, field) {name, sizeof name - 1, offsetof(csip_auth, field)}
     static const struct {
@@ -633,16 +635,53 @@ static int auth_params(csip_str params, csip_auth *a)
         AP("userhash", userhash),   AP("nextnonce", nextnonce), AP("rspauth", rspauth),
     };
 #undef AP
+    enum { REALM, NONCE, OPAQUE, ALGORITHM, QOP, STALE, DOMAIN, USERNAME, URI, RESPONSE,
+           CNONCE, NC, USERHASH, NEXTNONCE, RSPAUTH };
+    if (n.len < 2 || n.len > 9)
+        return -1;
+    char c = csip__lower(n.p[0]);
+    int i = -1;
+    switch (n.len) {
+    case 2:
+        i = c == 'n' ? NC : -1;
+        break;
+    case 3:
+        i = c == 'u' ? URI : c == 'q' ? QOP : -1;
+        break;
+    case 5:
+        i = c == 'r' ? REALM : c == 'n' ? NONCE : c == 's' ? STALE : -1;
+        break;
+    case 6:
+        i = c == 'o' ? OPAQUE : c == 'd' ? DOMAIN : c == 'c' ? CNONCE : -1;
+        break;
+    case 7:
+        i = c == 'r' ? RSPAUTH : -1;
+        break;
+    case 8:
+        i = c == 'r' ? RESPONSE
+            : c == 'u' ? (csip__lower(n.p[4]) == 'h' ? USERHASH : USERNAME)
+                       : -1;
+        break;
+    case 9:
+        i = c == 'a' ? ALGORITHM : c == 'n' ? NEXTNONCE : -1;
+        break;
+    default:
+        break;
+    }
+    if (i < 0 || !csip_str_ieq(n, (csip_str){known[i].n, known[i].len}))
+        return -1;
+    return known[i].off;
+}
+
+static int auth_params(csip_str params, csip_auth *a)
+{
     csip_param pr;
     int rc;
     csip_str rest = params;
     while ((rc = csip_auth_param_next(&rest, &pr)) == 1) {
-        for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-            if (pr.name.len == known[i].len &&
-                csip_str_ieq(pr.name, (csip_str){known[i].n, known[i].len})) {
-                *(csip_str *)(void *)((char *)a + known[i].off) = pr.value;
-                break;
-            }
+        int off = auth_param_field(pr.name);
+        if (off >= 0)
+            *(csip_str *)(void *)((char *)a + off) = pr.value;
     }
     return rc < 0 ? CSIP_ERR_PARSE_HEADER_VALUE : 0;
 }
