@@ -38,6 +38,8 @@ typedef struct csip_binding {
     bool has_q;         /**< a q parameter was given */
     uint16_t q;         /**< q as thousandths (q=0.5 gives 500); 1000 when absent */
     int64_t expires_at; /**< absolute expiry, in the host's seconds (the `now` clock) */
+    uint64_t store_id;  /**< the store's own key of the binding (the SQLite row); set by
+                             the store, ignored in what a put is given */
 } csip_binding;
 
 /**

@@ -726,7 +726,8 @@ static void test_sqlite_put_disagreeing(void)
     /* behind the store's back: a's row deleted, c's row added */
     ASSERT_TRUE(sqlite3_exec(db,
                              "DELETE FROM location WHERE contact = CAST('sip:a@h' AS BLOB);"
-                             "INSERT INTO location VALUES (CAST('sip:u@example.com' AS BLOB),"
+                             "INSERT INTO location(aor, contact, params, path, call_id, cseq,"
+                             " q, expires_at) VALUES (CAST('sip:u@example.com' AS BLOB),"
                              " CAST('sip:c@h' AS BLOB), NULL, NULL, CAST('x' AS BLOB), 1, -1, 5)",
                              NULL, NULL, NULL) == SQLITE_OK);
     EXPECT_EQ(row_expiry(db, "sip:a@h"), -1);
@@ -745,6 +746,90 @@ static void test_sqlite_put_disagreeing(void)
     csip_store_sqlite_close(s);
 }
 
+static int64_t count_rows(const char *where)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    int64_t v = -1;
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM location WHERE %s", where);
+    if (sqlite3_open(dbpath, &db) != SQLITE_OK)
+        return -2;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* Rows are numbered: a new binding takes the next number, a refresh keeps
+ * its row, a removal deletes it, and numbers go on after a reopen. A table
+ * holding two rows of one binding (written behind the store's back) opens
+ * with the later row, and the earlier one is deleted. */
+static void test_sqlite_rows(void)
+{
+    fresh_db("rows");
+    csip_store_sqlite *s;
+    ASSERT_OK(csip_store_sqlite_open(dbpath, 0, NULL, &s));
+    csip_location_store ls;
+    csip_store_sqlite_location(s, &ls);
+    csip_binding a = mk("sip:u@example.com", "sip:a@h", 1000, 1);
+    csip_binding b = mk("sip:u@example.com", "sip:b@h", 1000, 1);
+    a.store_id = 77; /* what a put is given is ignored */
+    ASSERT_OK(put_one(&ls, &a));
+    ASSERT_OK(put_one(&ls, &b));
+    const csip_binding *f = find(&ls, "sip:u@example.com", "sip:a@h");
+    ASSERT_TRUE(f != NULL);
+    EXPECT_EQ(f->store_id, 1);
+    a.expires_at = 1100;
+    ASSERT_OK(put_one(&ls, &a));
+    f = find(&ls, "sip:u@example.com", "sip:a@h");
+    ASSERT_TRUE(f != NULL);
+    EXPECT_EQ(f->store_id, 1); /* a refresh keeps its row */
+    EXPECT_EQ(count_rows("id = 1 AND expires_at = 1100"), 1);
+    ASSERT_OK(ls.begin(ls.user_data, a.aor));
+    ASSERT_OK(ls.remove(ls.user_data, a.aor, a.contact));
+    ASSERT_OK(ls.commit(ls.user_data));
+    EXPECT_EQ(count_rows("id = 1"), 0);
+    csip_store_sqlite_close(s);
+
+    ASSERT_OK(csip_store_sqlite_open(dbpath, 0, NULL, &s));
+    csip_store_sqlite_location(s, &ls);
+    csip_binding c = mk("sip:u@example.com", "sip:c@h", 1000, 1);
+    ASSERT_OK(put_one(&ls, &c));
+    f = find(&ls, "sip:u@example.com", "sip:c@h");
+    ASSERT_TRUE(f != NULL);
+    EXPECT_EQ(f->store_id, 3); /* after b's 2, across the reopen */
+    csip_store_sqlite_close(s);
+
+    /* two rows of b: the later (id 9) wins at open, the earlier goes */
+    sqlite3 *db;
+    ASSERT_TRUE(sqlite3_open(dbpath, &db) == SQLITE_OK);
+    ASSERT_TRUE(sqlite3_exec(db,
+                             "INSERT INTO location VALUES (9, CAST('sip:u@example.com' AS BLOB),"
+                             " CAST('sip:b@h' AS BLOB), NULL, NULL, CAST('y' AS BLOB), 5, -1,"
+                             " 4000)",
+                             NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+    EXPECT_EQ(count_rows("contact = CAST('sip:b@h' AS BLOB)"), 2);
+    ASSERT_OK(csip_store_sqlite_open(dbpath, 0, NULL, &s));
+    csip_store_sqlite_location(s, &ls);
+    EXPECT_EQ(csip_store_sqlite_count(s), 2);
+    f = find(&ls, "sip:u@example.com", "sip:b@h");
+    ASSERT_TRUE(f != NULL);
+    EXPECT_EQ(f->store_id, 9);
+    EXPECT_EQ(f->expires_at, 4000);
+    EXPECT_EQ(f->cseq, 5);
+    EXPECT_EQ(count_rows("contact = CAST('sip:b@h' AS BLOB)"), 1);
+    /* the next new binding comes after the highest row */
+    csip_binding d = mk("sip:u@example.com", "sip:d@h", 1000, 1);
+    ASSERT_OK(put_one(&ls, &d));
+    f = find(&ls, "sip:u@example.com", "sip:d@h");
+    ASSERT_TRUE(f != NULL);
+    EXPECT_EQ(f->store_id, 10);
+    csip_store_sqlite_close(s);
+}
+
 int main(int argc, char **argv)
 {
     if (!mkdtemp(dir)) {
@@ -753,6 +838,7 @@ int main(int argc, char **argv)
     }
     static const check_test tests[] = {
         CHECK_TEST(test_mem),
+        CHECK_TEST(test_sqlite_rows),
         CHECK_TEST(test_mem_nomem),
         CHECK_TEST(test_sqlite_reopen),
         CHECK_TEST(test_sqlite_rollback),
