@@ -17,20 +17,12 @@ bool csip_str_ieq(csip_str a, csip_str b)
 {
     if (a.len != b.len)
         return false;
-    size_t i = 0;
-    /* Mostly equal octet for octet (branches, hosts, names as sent): eight
-     * at a time, folding case only where a word differs. */
-    for (; i + 8 <= a.len; i += 8) {
-        uint64_t x, y;
-        memcpy(&x, a.p + i, 8);
-        memcpy(&y, b.p + i, 8);
-        if (x != y)
-            for (size_t k = i; k < i + 8; k++)
-                if (csip__lower(a.p[k]) != csip__lower(b.p[k]))
-                    return false;
-    }
-    for (; i < a.len; i++)
-        if (csip__lower(a.p[i]) != csip__lower(b.p[i]))
+    /* Mostly equal octet for octet (branches, hosts, names as sent): that
+     * first, then case folded from the first difference on. */
+    if (a.len == 0 || memcmp(a.p, b.p, a.len) == 0)
+        return true;
+    for (size_t i = 0; i < a.len; i++)
+        if (a.p[i] != b.p[i] && csip__lower(a.p[i]) != csip__lower(b.p[i]))
             return false;
     return true;
 }

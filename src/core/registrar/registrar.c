@@ -155,13 +155,20 @@ static csip_str to_tag(const csip_msg *req, char buf[17])
     (void)csip_msg_call_id(req, &parts[0]);
     if (csip_msg_via(req, 0, &via) == 0)
         parts[2] = via->branch;
+    /* eight octets a step (multiply, fold the high half down), then the tail */
     for (size_t k = 0; k < 3; k++) {
-        for (size_t i = 0; parts[k].p && i < parts[k].len; i++) {
-            h ^= (unsigned char)parts[k].p[i];
-            h *= 0x100000001b3u;
+        size_t n = parts[k].p ? parts[k].len : 0, i = 0;
+        for (; i + 8 <= n; i += 8) {
+            uint64_t w;
+            memcpy(&w, parts[k].p + i, 8);
+            h = (h ^ w) * 0x9e3779b97f4a7c15u;
+            h ^= h >> 32;
         }
-        h ^= 0xff;
-        h *= 0x100000001b3u;
+        uint64_t t = 0;
+        if (i < n)
+            memcpy(&t, parts[k].p + i, n - i);
+        h = (h ^ t ^ ((uint64_t)(n - i) << 56)) * 0x9e3779b97f4a7c15u;
+        h ^= h >> 29;
     }
     if (csip_msg_cseq(req, &cseq) == 0)
         h ^= cseq->number;
