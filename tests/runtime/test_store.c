@@ -690,23 +690,30 @@ static void test_userdb(void)
     csip_userdb_close(NULL);
 }
 
-/* When the table disagrees with memory (rows changed behind the store's
- * back), a put still leaves the table holding the binding, with its new
- * values. */
-static int64_t row_expiry(sqlite3 *db, const char *contact)
+/* The first column of the first row of sql, with ?1 bound to blob (when
+ * given): -1 when there is no row, -2 when it cannot run. */
+static int64_t query_i64(sqlite3 *db, const char *sql, const char *blob)
 {
     sqlite3_stmt *st;
     int64_t v = -1;
-    if (sqlite3_prepare_v2(db, "SELECT expires_at FROM location WHERE contact = ?1", -1, &st,
-                           NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
         return -2;
-    sqlite3_bind_blob(st, 1, contact, (int)strlen(contact), SQLITE_STATIC);
+    if (blob)
+        sqlite3_bind_blob(st, 1, blob, (int)strlen(blob), SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW)
         v = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     return v;
 }
 
+static int64_t row_expiry(sqlite3 *db, const char *contact)
+{
+    return query_i64(db, "SELECT expires_at FROM location WHERE contact = ?1", contact);
+}
+
+/* When the table disagrees with memory (rows changed behind the store's
+ * back), a put still leaves the table holding the binding, with its new
+ * values. */
 static void test_sqlite_put_disagreeing(void)
 {
     fresh_db("disagree");
@@ -749,15 +756,11 @@ static void test_sqlite_put_disagreeing(void)
 static int64_t count_rows(const char *where)
 {
     sqlite3 *db;
-    sqlite3_stmt *st;
-    int64_t v = -1;
     char sql[256];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM location WHERE %s", where);
     if (sqlite3_open(dbpath, &db) != SQLITE_OK)
         return -2;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    int64_t v = query_i64(db, sql, NULL);
     sqlite3_close(db);
     return v;
 }

@@ -1,7 +1,7 @@
 #include "check.h"
+#include "csip/auth.h"
 
 #include <ctype.h>
-#include "csip/auth.h"
 
 /* ---- RFC test vectors ---- */
 

@@ -210,6 +210,7 @@ static size_t b64_encode(const uint8_t *in, size_t n, char *out)
 
 /* b64_val1[c]: the value of c in the alphabet above plus one, 0 for none
  * (octets above 127 are none too). */
+/* clang-format off */
 static const uint8_t b64_val1[128] = {
      0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
      0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
@@ -220,42 +221,40 @@ static const uint8_t b64_val1[128] = {
      0, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41,
     42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52,  0,  0,  0,  0,  0,
 };
+/* clang-format on */
+
+/* The 6n bits of n alphabet characters; *bad set when one is not in it. */
+static uint32_t b64_bits(const char *p, int n, uint32_t *bad)
+{
+    uint32_t acc = 0;
+    for (int k = 0; k < n; k++) {
+        unsigned char c = (unsigned char)p[k];
+        uint32_t v = c < 128 ? b64_val1[c] : 0;
+        *bad |= v == 0;
+        acc = acc << 6 | ((v - 1) & 63);
+    }
+    return acc;
+}
 
 /* Decodes exactly NONCE_B64 characters into NONCE_RAW bytes. */
 static bool nonce_decode(csip_str s, uint8_t *out)
 {
     if (s.len != NONCE_B64)
         return false;
-    uint32_t acc = 0, bad = 0;
+    uint32_t bad = 0;
     size_t o = 0, i = 0;
     for (; i + 4 <= NONCE_B64; i += 4) {
-        uint32_t v[4];
-        for (int k = 0; k < 4; k++) {
-            unsigned char c = (unsigned char)s.p[i + (size_t)k];
-            v[k] = c < 128 ? b64_val1[c] : 0;
-            bad |= v[k] == 0;
-            v[k] -= 1;
-        }
-        acc = v[0] << 18 | (v[1] & 63) << 12 | (v[2] & 63) << 6 | (v[3] & 63);
+        uint32_t acc = b64_bits(s.p + i, 4, &bad);
         out[o++] = (uint8_t)(acc >> 16);
         out[o++] = (uint8_t)(acc >> 8);
         out[o++] = (uint8_t)acc;
     }
     /* 43 = 40 + 3 characters: 18 bits, two bytes and 2 spare bits that must
      * be zero (one spelling per nonce) */
-    uint32_t v[3];
-    for (int k = 0; k < 3; k++) {
-        unsigned char c = (unsigned char)s.p[i + (size_t)k];
-        v[k] = c < 128 ? b64_val1[c] : 0;
-        bad |= v[k] == 0;
-        v[k] -= 1;
-    }
-    if (bad)
-        return false;
-    acc = v[0] << 12 | v[1] << 6 | v[2];
+    uint32_t acc = b64_bits(s.p + i, 3, &bad);
     out[o++] = (uint8_t)(acc >> 10);
     out[o++] = (uint8_t)(acc >> 2);
-    return o == NONCE_RAW && (acc & 3u) == 0;
+    return !bad && o == NONCE_RAW && (acc & 3u) == 0;
 }
 
 /* ---- MAC ---- */

@@ -635,8 +635,23 @@ static int auth_param_field(csip_str n)
         AP("userhash", userhash),   AP("nextnonce", nextnonce), AP("rspauth", rspauth),
     };
 #undef AP
-    enum { REALM, NONCE, OPAQUE, ALGORITHM, QOP, STALE, DOMAIN, USERNAME, URI, RESPONSE,
-           CNONCE, NC, USERHASH, NEXTNONCE, RSPAUTH };
+    enum {
+        REALM,
+        NONCE,
+        OPAQUE,
+        ALGORITHM,
+        QOP,
+        STALE,
+        DOMAIN,
+        USERNAME,
+        URI,
+        RESPONSE,
+        CNONCE,
+        NC,
+        USERHASH,
+        NEXTNONCE,
+        RSPAUTH
+    };
     if (n.len < 2 || n.len > 9)
         return -1;
     char c = csip__lower(n.p[0]);
@@ -658,7 +673,7 @@ static int auth_param_field(csip_str n)
         i = c == 'r' ? RSPAUTH : -1;
         break;
     case 8:
-        i = c == 'r' ? RESPONSE
+        i = c == 'r'   ? RESPONSE
             : c == 'u' ? (csip__lower(n.p[4]) == 'h' ? USERHASH : USERNAME)
                        : -1;
         break;

@@ -56,7 +56,7 @@ struct csip_msg {
     bool stream;         /* parsed as a stream message (Content-Length mandatory) */
     bool ruri_edited;
     bool body_edited;
-    bool validated; /* csip_msg_validate() passed, no edit since */
+    bool validated;      /* csip_msg_validate() passed, no edit since */
     csip_method method;  /* requests: method; responses: CSIP_METHOD_OTHER until CSeq is read */
     csip_str method_name;
     csip_str ruri_raw;

@@ -18,14 +18,7 @@
 #include <sqlite3.h>
 #include <string.h>
 
-enum {
-    ST_PUT,
-    ST_DEL,
-    ST_BEGIN,
-    ST_COMMIT,
-    ST_ROLLBACK,
-    ST__COUNT
-};
+enum { ST_PUT, ST_DEL, ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST__COUNT };
 
 static const char *const st_sql[ST__COUNT] = {
     "INSERT OR REPLACE INTO location(id, aor, contact, params, path, call_id, cseq, q,"
@@ -103,9 +96,9 @@ enum { GOP_PUT, GOP_DEL };
  * null bit set). */
 typedef struct gop {
     uint8_t kind;
-    uint64_t id; /* the row */
     uint8_t nulls; /* bit i: string i is NULL */
     uint32_t cseq;
+    uint64_t id; /* the row */
     int64_t q;
     int64_t expires_at;
     size_t off;
@@ -146,12 +139,21 @@ static const char select_all[] =
 
 static uint64_t row_of(csip_store_sqlite *s, csip_str aor, csip_str contact);
 
+/* An array of cap elements of size sz grown to twice that (first when
+ * empty), its new capacity in *next; NULL when memory runs out, the array
+ * then unchanged (the caller stores *next once every array it grows has). */
+static void *grow(const csip_mem *mem, void *arr, size_t cap, size_t first, size_t sz, size_t *next)
+{
+    *next = cap ? cap * 2 : first;
+    return csip__realloc(mem, arr, *next * sz);
+}
+
 /* Notes a row to delete once the load is done. */
 static int queue_stale(csip_store_sqlite *s, uint64_t id)
 {
     if (s->n_stale == s->cap_stale) {
-        size_t cap = s->cap_stale ? s->cap_stale * 2 : 16;
-        uint64_t *n = csip__realloc(s->mem, s->stale, cap * sizeof *n);
+        size_t cap;
+        uint64_t *n = grow(s->mem, s->stale, s->cap_stale, 16, sizeof *n, &cap);
         if (!n)
             return CSIP_ERR_NOMEM;
         s->stale = n;
@@ -275,15 +277,15 @@ static int exec_op(csip_store_sqlite *s, int kind, uint64_t id, const csip_str s
 }
 
 /* Queues a change of the open group, its strings copied (str NULL: a removal). */
-static int queue_op(csip_store_sqlite *s, int kind, uint64_t id, const csip_str *str,
-                    uint32_t cseq, int64_t q, int64_t expires_at)
+static int queue_op(csip_store_sqlite *s, int kind, uint64_t id, const csip_str *str, uint32_t cseq,
+                    int64_t q, int64_t expires_at)
 {
     size_t total = 0;
     for (int i = 0; str && i < 5; i++)
         total += str[i].len;
     if (s->n_ops == s->cap_ops) {
-        size_t cap = s->cap_ops ? s->cap_ops * 2 : 64;
-        gop *o = csip__realloc(s->mem, s->ops, cap * sizeof *o);
+        size_t cap;
+        gop *o = grow(s->mem, s->ops, s->cap_ops, 64, sizeof *o, &cap);
         if (!o)
             return CSIP_ERR_NOMEM;
         s->ops = o;
@@ -522,12 +524,12 @@ static int sq_commit(void *ud)
     if (s->in_group) {
         /* the group keeps the AOR to reload it if the group's commit fails */
         if (s->n_group == s->cap_group) {
-            size_t cap = s->cap_group ? s->cap_group * 2 : 64;
-            char **a = csip__realloc(s->mem, s->group_aor, cap * sizeof *a);
+            size_t cap;
+            char **a = grow(s->mem, s->group_aor, s->cap_group, 64, sizeof *a, &cap);
             if (!a)
                 return CSIP_ERR_NOMEM;
             s->group_aor = a;
-            size_t *l = csip__realloc(s->mem, s->group_aor_len, cap * sizeof *l);
+            size_t *l = grow(s->mem, s->group_aor_len, s->cap_group, 64, sizeof *l, &cap);
             if (!l)
                 return CSIP_ERR_NOMEM;
             s->group_aor_len = l;
@@ -622,14 +624,18 @@ int csip_store_sqlite_open(const char *path, unsigned flags, const csip_mem *mem
         goto fail;
     /* the table of an earlier version (no id column) is moved over first */
     sqlite3_stmt *probe = NULL;
-    bool old = sqlite3_prepare_v2(s->db, "SELECT name FROM pragma_table_info('location')"
-                                         " WHERE name = 'id'", -1, &probe, NULL) == SQLITE_OK &&
+    bool old = sqlite3_prepare_v2(s->db,
+                                  "SELECT name FROM pragma_table_info('location')"
+                                  " WHERE name = 'id'",
+                                  -1, &probe, NULL) == SQLITE_OK &&
                sqlite3_step(probe) == SQLITE_DONE;
     sqlite3_finalize(probe);
     if (old) {
         sqlite3_stmt *t = NULL;
-        bool exists = sqlite3_prepare_v2(s->db, "SELECT 1 FROM sqlite_master WHERE type = 'table'"
-                                                " AND name = 'location'", -1, &t, NULL) == SQLITE_OK &&
+        bool exists = sqlite3_prepare_v2(s->db,
+                                         "SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                                         " AND name = 'location'",
+                                         -1, &t, NULL) == SQLITE_OK &&
                       sqlite3_step(t) == SQLITE_ROW;
         sqlite3_finalize(t);
         if (exists && sqlite3_exec(s->db, migrate, NULL, NULL, NULL) != SQLITE_OK) {
