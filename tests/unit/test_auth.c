@@ -675,15 +675,63 @@ static void test_ha2_varies(void)
     csip_auth_server_free(s);
 }
 
+/* Every parameter csip_auth names is found whatever its case, and a name
+ * that only looks like one (same length and first letter, or a prefix) is
+ * left in params alone. */
+static void test_parse_params(void)
+{
+    csip_auth a;
+    ASSERT_OK(csip_auth_parse(
+        CSIP_STR("Digest REALM=\"r\", Nonce=\"n\", opaque=\"o\", AlGoRiThM=MD5, qop=\"auth\","
+                 " stale=TRUE, domain=\"sip:d\", UserName=\"u\", uri=\"sip:x\","
+                 " response=\"0a\", cnonce=\"c\", nc=00000001, userhash=false,"
+                 " nextnonce=\"nn\", rspauth=\"ra\""),
+        &a));
+    EXPECT_STR(a.scheme, "Digest");
+    EXPECT_STR(a.realm, "r");
+    EXPECT_STR(a.nonce, "n");
+    EXPECT_STR(a.opaque, "o");
+    EXPECT_STR(a.algorithm, "MD5");
+    EXPECT_STR(a.qop, "auth");
+    EXPECT_STR(a.stale, "TRUE");
+    EXPECT_STR(a.domain, "sip:d");
+    EXPECT_STR(a.username, "u");
+    EXPECT_STR(a.uri, "sip:x");
+    EXPECT_STR(a.response, "0a");
+    EXPECT_STR(a.cnonce, "c");
+    EXPECT_STR(a.nc, "00000001");
+    EXPECT_STR(a.userhash, "false");
+    EXPECT_STR(a.nextnonce, "nn");
+    EXPECT_STR(a.rspauth, "ra");
+    /* look-alikes: same length and first letter, longer, shorter */
+    ASSERT_OK(csip_auth_parse(CSIP_STR("Digest userhasx=\"1\", usernamee=\"2\", realx=\"3\","
+                                       " n=\"4\", ncc=5, uris=\"6\", responsE=\"7\""),
+                              &a));
+    EXPECT_TRUE(a.userhash.p == NULL);
+    EXPECT_TRUE(a.username.p == NULL);
+    EXPECT_TRUE(a.realm.p == NULL);
+    EXPECT_TRUE(a.nonce.p == NULL);
+    EXPECT_TRUE(a.nc.p == NULL);
+    EXPECT_TRUE(a.uri.p == NULL);
+    EXPECT_STR(a.response, "7");
+}
+
 int main(int argc, char **argv)
 {
     static const check_test tests[] = {
-        CHECK_TEST(test_rfc7616_vectors),   CHECK_TEST(test_rfc2617_md5),
-        CHECK_TEST(test_variants),          CHECK_TEST(test_challenge_format),
-        CHECK_TEST(test_choose_msg),        CHECK_TEST(test_round_trips),
-        CHECK_TEST(test_failures),          CHECK_TEST(test_nonce_count),
-        CHECK_TEST(test_userhash),          CHECK_TEST(test_replay_table_bounded),
-        CHECK_TEST(test_options),           CHECK_TEST(test_auth_int),
+        CHECK_TEST(test_rfc7616_vectors),
+        CHECK_TEST(test_rfc2617_md5),
+        CHECK_TEST(test_parse_params),
+        CHECK_TEST(test_variants),
+        CHECK_TEST(test_challenge_format),
+        CHECK_TEST(test_choose_msg),
+        CHECK_TEST(test_round_trips),
+        CHECK_TEST(test_failures),
+        CHECK_TEST(test_nonce_count),
+        CHECK_TEST(test_userhash),
+        CHECK_TEST(test_replay_table_bounded),
+        CHECK_TEST(test_options),
+        CHECK_TEST(test_auth_int),
         CHECK_TEST(test_failing_allocator),
         CHECK_TEST(test_ha2_varies),
     };
