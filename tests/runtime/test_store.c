@@ -55,6 +55,16 @@ static const csip_binding *find(const csip_location_store *ls, const char *aor, 
     return NULL;
 }
 
+/* The store on dbpath with its operations in *ls, or NULL. */
+static csip_store_sqlite *open_db(csip_location_store *ls)
+{
+    csip_store_sqlite *s = NULL;
+    if (csip_store_sqlite_open(dbpath, 0, NULL, &s) != 0)
+        return NULL;
+    csip_store_sqlite_location(s, ls);
+    return s;
+}
+
 static void test_mem(void)
 {
     csip_store_mem *m;
@@ -126,10 +136,9 @@ static void test_mem_nomem(void)
 static void test_sqlite_reopen(void)
 {
     fresh_db("reopen");
-    csip_store_sqlite *s;
-    ASSERT_OK(csip_store_sqlite_open(dbpath, 0, NULL, &s));
     csip_location_store ls;
-    csip_store_sqlite_location(s, &ls);
+    csip_store_sqlite *s = open_db(&ls);
+    ASSERT_TRUE(s != NULL);
     char aor[64], ct[64];
     for (int i = 0; i < 200; i++) {
         snprintf(aor, sizeof aor, "sip:u%d@example.com", i % 50);
@@ -206,10 +215,9 @@ static void test_sqlite_old_schema(void)
     ASSERT_TRUE(sqlite3_exec(db, old, NULL, NULL, NULL) == SQLITE_OK);
     sqlite3_close(db);
 
-    csip_store_sqlite *s;
-    ASSERT_OK(csip_store_sqlite_open(dbpath, 0, NULL, &s));
     csip_location_store ls;
-    csip_store_sqlite_location(s, &ls);
+    csip_store_sqlite *s = open_db(&ls);
+    ASSERT_TRUE(s != NULL);
     EXPECT_EQ(csip_store_sqlite_count(s), 2);
     const csip_binding *b = find(&ls, "sip:a@example.com", "sip:a2@k");
     ASSERT_TRUE(b != NULL);
@@ -236,10 +244,9 @@ static void test_sqlite_old_schema(void)
 static void test_sqlite_rollback(void)
 {
     fresh_db("rollback");
-    csip_store_sqlite *s;
-    ASSERT_OK(csip_store_sqlite_open(dbpath, 0, NULL, &s));
     csip_location_store ls;
-    csip_store_sqlite_location(s, &ls);
+    csip_store_sqlite *s = open_db(&ls);
+    ASSERT_TRUE(s != NULL);
     csip_binding a = mk("sip:u@example.com", "sip:a@h", 1000, 1);
     ASSERT_OK(ls.put(ls.user_data, &a));
     ASSERT_OK(ls.begin(ls.user_data, a.aor));
@@ -264,10 +271,9 @@ static void test_sqlite_rollback(void)
 static void test_registrar_sqlite(void)
 {
     fresh_db("registrar");
-    csip_store_sqlite *s;
-    ASSERT_OK(csip_store_sqlite_open(dbpath, 0, NULL, &s));
     csip_location_store ls;
-    csip_store_sqlite_location(s, &ls);
+    csip_store_sqlite *s = open_db(&ls);
+    ASSERT_TRUE(s != NULL);
     csip_registrar *r;
     ASSERT_OK(csip_registrar_new(NULL, &ls, NULL, &r));
     static const char reg[] = "REGISTER sip:example.com SIP/2.0\r\n"
@@ -285,8 +291,7 @@ static void test_registrar_sqlite(void)
     csip_msg_free(req);
     csip_registrar_free(r);
     csip_store_sqlite_close(s);
-    ASSERT_OK(csip_store_sqlite_open(dbpath, 0, NULL, &s));
-    csip_store_sqlite_location(s, &ls);
+    ASSERT_TRUE((s = open_db(&ls)) != NULL);
     const csip_binding *f = find(&ls, "sip:bob@example.com", "sip:bob@192.0.2.1");
     ASSERT_TRUE(f != NULL);
     EXPECT_EQ(f->expires_at, 1600);
@@ -342,10 +347,9 @@ static void test_sqlite_crash(void)
     ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
     ASSERT_GE(got, 3000);
 
-    csip_store_sqlite *s;
-    ASSERT_OK(csip_store_sqlite_open(dbpath, 0, NULL, &s));
     csip_location_store ls;
-    csip_store_sqlite_location(s, &ls);
+    csip_store_sqlite *s = open_db(&ls);
+    ASSERT_TRUE(s != NULL);
     EXPECT_GE(csip_store_sqlite_count(s), (size_t)last + 1);
     char aor[64], ct[64];
     size_t missing = 0;
@@ -363,10 +367,9 @@ static void test_sqlite_crash(void)
 static void test_sqlite_group(void)
 {
     fresh_db("group");
-    csip_store_sqlite *s;
-    ASSERT_OK(csip_store_sqlite_open(dbpath, 0, NULL, &s));
     csip_location_store ls;
-    csip_store_sqlite_location(s, &ls);
+    csip_store_sqlite *s = open_db(&ls);
+    ASSERT_TRUE(s != NULL);
     csip_binding b1 = mk("sip:a@example.com", "sip:a1@h", 9000, 1);
     csip_binding b2 = mk("sip:b@example.com", "sip:b1@h", 9000, 1);
     csip_binding b3 = mk("sip:c@example.com", "sip:c1@h", 9000, 1);
@@ -416,8 +419,7 @@ static void test_sqlite_group(void)
     ASSERT_OK(ls.put(ls.user_data, &b4));
     ASSERT_OK(ls.commit(ls.user_data));
     csip_store_sqlite_close(s);
-    ASSERT_OK(csip_store_sqlite_open(dbpath, 0, NULL, &s));
-    csip_store_sqlite_location(s, &ls);
+    ASSERT_TRUE((s = open_db(&ls)) != NULL);
     EXPECT_EQ(csip_store_sqlite_count(s), 3);
     EXPECT_TRUE(find(&ls, "sip:a@example.com", "sip:a1@h") != NULL);
     EXPECT_TRUE(find(&ls, "sip:b@example.com", "sip:b1@h") == NULL);
@@ -452,10 +454,9 @@ static int put_one(const csip_location_store *ls, const csip_binding *b)
 static void test_sqlite_group_commit_fails(void)
 {
     fresh_db("groupfail");
-    csip_store_sqlite *s;
-    ASSERT_OK(csip_store_sqlite_open(dbpath, 0, NULL, &s));
     csip_location_store ls;
-    csip_store_sqlite_location(s, &ls);
+    csip_store_sqlite *s = open_db(&ls);
+    ASSERT_TRUE(s != NULL);
     csip_binding a1 = mk("sip:a@example.com", "sip:a1@h", 9000, 1);
     csip_binding x1 = mk("sip:x@example.com", "sip:x1@h", 9000, 1);
     ASSERT_OK(csip_store_sqlite_group_begin(s));
@@ -513,8 +514,7 @@ static void test_sqlite_group_commit_fails(void)
     ASSERT_OK(put_one(&ls, &b1));
     ASSERT_OK(csip_store_sqlite_group_commit(s));
     csip_store_sqlite_close(s);
-    ASSERT_OK(csip_store_sqlite_open(dbpath, 0, NULL, &s));
-    csip_store_sqlite_location(s, &ls);
+    ASSERT_TRUE((s = open_db(&ls)) != NULL);
     EXPECT_EQ(csip_store_sqlite_count(s), 2);
     f = find(&ls, "sip:a@example.com", "sip:a1@h");
     ASSERT_TRUE(f != NULL);
@@ -717,10 +717,9 @@ static int64_t row_expiry(sqlite3 *db, const char *contact)
 static void test_sqlite_put_disagreeing(void)
 {
     fresh_db("disagree");
-    csip_store_sqlite *s;
-    ASSERT_OK(csip_store_sqlite_open(dbpath, 0, NULL, &s));
     csip_location_store ls;
-    csip_store_sqlite_location(s, &ls);
+    csip_store_sqlite *s = open_db(&ls);
+    ASSERT_TRUE(s != NULL);
     csip_binding a = mk("sip:u@example.com", "sip:a@h", 1000, 1);
     csip_binding b = mk("sip:u@example.com", "sip:b@h", 1000, 1);
     ASSERT_OK(ls.put(ls.user_data, &a));
@@ -772,10 +771,9 @@ static int64_t count_rows(const char *where)
 static void test_sqlite_rows(void)
 {
     fresh_db("rows");
-    csip_store_sqlite *s;
-    ASSERT_OK(csip_store_sqlite_open(dbpath, 0, NULL, &s));
     csip_location_store ls;
-    csip_store_sqlite_location(s, &ls);
+    csip_store_sqlite *s = open_db(&ls);
+    ASSERT_TRUE(s != NULL);
     csip_binding a = mk("sip:u@example.com", "sip:a@h", 1000, 1);
     csip_binding b = mk("sip:u@example.com", "sip:b@h", 1000, 1);
     a.store_id = 77; /* what a put is given is ignored */
@@ -796,8 +794,7 @@ static void test_sqlite_rows(void)
     EXPECT_EQ(count_rows("id = 1"), 0);
     csip_store_sqlite_close(s);
 
-    ASSERT_OK(csip_store_sqlite_open(dbpath, 0, NULL, &s));
-    csip_store_sqlite_location(s, &ls);
+    ASSERT_TRUE((s = open_db(&ls)) != NULL);
     csip_binding c = mk("sip:u@example.com", "sip:c@h", 1000, 1);
     ASSERT_OK(put_one(&ls, &c));
     f = find(&ls, "sip:u@example.com", "sip:c@h");
@@ -815,8 +812,7 @@ static void test_sqlite_rows(void)
                              NULL, NULL, NULL) == SQLITE_OK);
     sqlite3_close(db);
     EXPECT_EQ(count_rows("contact = CAST('sip:b@h' AS BLOB)"), 2);
-    ASSERT_OK(csip_store_sqlite_open(dbpath, 0, NULL, &s));
-    csip_store_sqlite_location(s, &ls);
+    ASSERT_TRUE((s = open_db(&ls)) != NULL);
     EXPECT_EQ(csip_store_sqlite_count(s), 2);
     f = find(&ls, "sip:u@example.com", "sip:b@h");
     ASSERT_TRUE(f != NULL);
