@@ -28,9 +28,13 @@
 #define SECRET_LEN 32
 #define GROUP_MAX 512 /* REGISTERs per group commit at most */
 
+/* A response held for the end of a group commit: a 200 (or the registrar's
+ * answer) until its bindings are on disk, or a challenge (what: its log
+ * line) that rides along with them. */
 typedef struct held {
     csip_txn *st;
     csip_msg *resp;
+    const char *what; /* a challenge: sent as it is, whatever the commit's outcome */
 } held;
 
 typedef struct server {
@@ -338,6 +342,17 @@ static void auth_check(server *s, const csip_msg *req, const csip_addr *src, siz
     }
 }
 
+static void group_flush(server *s);
+
+/* Holds a response for the end of the open group (what: a challenge's log
+ * line, NULL for the registrar's answer); a full group ends at once. */
+static void hold(server *s, csip_txn *st, csip_msg *resp, const char *what)
+{
+    s->group[s->n_group++] = (held){st, resp, what};
+    if (s->n_group == GROUP_MAX)
+        group_flush(s);
+}
+
 /* REGISTER: true when it may go on to the registrar; otherwise a response was sent. */
 static bool authenticate(server *s, csip_txn *st, const csip_msg *req, const csip_addr *src,
                          const csip_nameaddr *to, size_t dom)
@@ -352,6 +367,15 @@ static bool authenticate(server *s, csip_txn *st, const csip_msg *req, const csi
     if (decorate_auth(s, &o, resp) != 0) {
         csip_msg_free(resp);
         csipd_log(LOG_ERROR, "cannot build a %d", o.status);
+        return false;
+    }
+    /* A challenge while a group commit is open leaves with the group's
+     * responses, which are sent together at its end anyway: one send for
+     * the window instead of one per wake-up (and one wake-up of the client
+     * per window). It waits no longer than the 200s do, and only under
+     * load: with no group open it goes at once. */
+    if (o.status == 401 && csip_store_sqlite_in_group(s->store)) {
+        hold(s, st, resp, o.stale ? "stale nonce, new challenge" : "challenge");
         return false;
     }
     /* A challenge or a rate-limit answer costs nothing to compute again (the
@@ -375,7 +399,9 @@ static void group_flush(server *s)
     s->n_group = 0;
     for (size_t i = 0; i < n; i++) {
         held *h = &s->group[i];
-        if (rc == 0) {
+        if (h->what) {
+            respond_how(s, h->st, h->resp, h->what, true);
+        } else if (rc == 0) {
             respond(s, h->st, h->resp, NULL);
         } else {
             csip_msg_free(h->resp);
@@ -433,10 +459,7 @@ static void on_register(server *s, csip_txn *st, const csip_msg *req, const csip
         respond(s, st, resp, NULL);
         return;
     }
-    s->group[s->n_group].st = st;
-    s->group[s->n_group++].resp = resp;
-    if (s->n_group == GROUP_MAX)
-        group_flush(s);
+    hold(s, st, resp, NULL);
 }
 
 /* ------------------------------------------------------------------------- */

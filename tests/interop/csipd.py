@@ -803,6 +803,98 @@ def case_sipsak_register(run):
 
 
 # ---------------------------------------------------------------------------
+# Case: a challenge leaves with the responses of an open group commit
+
+
+def case_challenge_with_group(run, window_ms=600):
+    """With no group commit open a 401 goes at once; while one is open (an
+    authenticated REGISTER waits for its commit) a 401 waits for the group's
+    end and leaves with its 200, and its challenge is good to answer."""
+    db = run.path("db/csipd.db")
+    opts = ["--db", db, "--group-commit", str(window_ms)]
+    for user in ("alice", "bob"):
+        rc, out, err = csipd_cli(run, opts, ["user", "add", user, "pw-" + user])
+        check(rc == 0, "csipd user add %s: exit %d\n%s%s" % (user, rc, out, err))
+    srv = start_csipd(run, "csipd", opts)
+    window = window_ms / 1000.0
+
+    def send(peer, ua, hdrs):
+        data, br = ua.request("REGISTER", hdrs)
+        peer.sock.sendto(data, peer.server)
+        return br, time.time()
+
+    def receive(peer, branch, seconds=5.0):
+        """The final response to branch (no retransmission: its time is the answer's)."""
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            r, _, _ = select.select([peer.sock], [], [], max(0.0, deadline - time.time()))
+            if r:
+                msg = Msg(peer.sock.recv(65535))
+                if msg.status and msg.status >= 200 and msg.branch() == branch:
+                    return msg, time.time()
+        raise Failure("no final response in %.0f s" % seconds)
+
+    def receive_both(waits, seconds=5.0):
+        """[(response, arrival time)] of each (peer, branch), read as they come."""
+        got = {}
+        deadline = time.time() + seconds
+        while len(got) < len(waits) and time.time() < deadline:
+            socks = [p.sock for p, _ in waits]
+            r, _, _ = select.select(socks, [], [], max(0.0, deadline - time.time()))
+            now = time.time()
+            for i, (p, br) in enumerate(waits):
+                if p.sock in r:
+                    msg = Msg(p.sock.recv(65535))
+                    if msg.status and msg.status >= 200 and msg.branch() == br:
+                        got[i] = (msg, now)
+        check(len(got) == len(waits), "no final response in %.0f s" % seconds)
+        return [got[i] for i in range(len(waits))]
+
+    pa, pb = Peer(srv.csip_udp), Peer(srv.csip_udp)
+    alice, bob = Ua(pa, "alice", "pw-alice"), Ua(pb, "bob", "pw-bob")
+    ca = ["Contact: <sip:alice@127.0.0.1:%d>" % pa.addr[1], "Expires: 600"]
+    cb = ["Contact: <sip:bob@127.0.0.1:%d>" % pb.addr[1], "Expires: 600"]
+
+    # No group open: the challenge goes at once.
+    br, t = send(pa, alice, ca)
+    r401a, ta = receive(pa, br)
+    check(r401a.status == 401, "alice: %s, want 401" % r401a.start)
+    print("401 with no group open after %.0f ms" % ((ta - t) * 1000))
+    check(ta - t < window / 2, "a 401 with no group open took %.0f ms (window %d ms)" %
+          ((ta - t) * 1000, window_ms))
+
+    # Alice's answer opens a group; Bob's REGISTER comes while it is open.
+    auth = digest_authorization(pick_challenge(r401a), "alice", "pw-alice", "REGISTER",
+                                alice.ruri)
+    br_a, t_a = send(pa, alice, ca + ["Authorization: " + auth])
+    time.sleep(0.05)
+    br_b, t_b = send(pb, bob, cb)
+    got = receive_both([(pa, br_a), (pb, br_b)])
+    (r200a, t200a), (r401b, t401b) = got[0], got[1]
+    check(r200a.status == 200, "alice: %s, want 200" % r200a.start)
+    check(r401b.status == 401, "bob: %s, want 401" % r401b.start)
+    print("alice's 200 after %.0f ms, bob's 401 after %.0f ms (%.0f ms after his REGISTER)" %
+          ((t200a - t_a) * 1000, (t401b - t_a) * 1000, (t401b - t_b) * 1000))
+    check(t200a - t_a >= window * 0.9, "alice's 200 came %.0f ms after her REGISTER, before "
+          "the group's %d ms" % ((t200a - t_a) * 1000, window_ms))
+    check(t401b - t_b >= window * 0.5, "bob's 401 came %.0f ms after his REGISTER: it did not "
+          "wait for the open group" % ((t401b - t_b) * 1000))
+    check(abs(t401b - t200a) < window / 2, "bob's 401 and alice's 200 came %.0f ms apart, not "
+          "with one group's end" % (abs(t401b - t200a) * 1000))
+
+    # The held challenge is good: Bob answers it and is registered.
+    auth = digest_authorization(pick_challenge(r401b), "bob", "pw-bob", "REGISTER", bob.ruri)
+    br, _ = send(pb, bob, cb + ["Authorization: " + auth])
+    r200b, _ = receive(pb, br)
+    check(r200b.status == 200, "bob's answer to the held challenge: %s, want 200" % r200b.start)
+    check(list(Ua(pb, "bob", "pw-bob").fetch()) == ["sip:bob@127.0.0.1:%d" % pb.addr[1]],
+          "bob's binding missing")
+    pa.close()
+    pb.close()
+    stop_csipd(run, srv)
+
+
+# ---------------------------------------------------------------------------
 # Case: SIGKILL under load, restart on the same database
 
 
