@@ -1811,6 +1811,89 @@ static bool table_has(const csip_txn_layer *l, const csip_txn *t)
     return false;
 }
 
+/* The timers: deadlines that come in order join the lane (constant time,
+ * no sift), others the heap; re-armed, disarmed or taken from the middle of
+ * the lane, every armed transaction comes out of csip__txn_earliest() once,
+ * in deadline order. */
+static void test_timer_order(void)
+{
+    enum { N = 500 };
+    static csip_txn tx[N];
+    csip_txn_layer l;
+    memset(&l, 0, sizeof l);
+    memset(tx, 0, sizeof tx);
+    ASSERT_OK(csip__txn_table_init(&l));
+    for (int i = 0; i < N; i++) {
+        tx[i].hash = (uint64_t)i;
+        tx[i].heap_idx = TXN_NO_HEAP;
+        for (int k = 0; k < TM__COUNT; k++)
+            tx[i].tm[k] = TXN_NEVER;
+        tx[i].due = TXN_NEVER;
+        ASSERT_OK(csip__txn_reserve(&l));
+        csip__txn_table_insert(&l, &tx[i]);
+    }
+    /* one length armed one after another (Timer J): all in the lane */
+    for (int i = 0; i < 200; i++) {
+        tx[i].tm[TM_END] = 1000 + 10 * (uint64_t)i;
+        csip__txn_heap_update(&l, &tx[i]);
+        ASSERT_EQ(tx[i].heap_idx, TXN_IN_LANE);
+    }
+    EXPECT_EQ(l.heap_len, (size_t)0);
+    /* then deadlines in any order, some equal to others */
+    uint64_t rnd = 0x2545f4914f6cdd1du;
+    size_t in_heap = 0;
+    for (int i = 200; i < N; i++) {
+        rnd = rnd * 6364136223846793005u + 1442695040888963407u;
+        int slot = (int)((rnd >> 20) % TM__COUNT);
+        uint64_t due = (rnd >> 33) % 4000;
+        bool before_tail = due < l.lane_tail->due;
+        tx[i].tm[slot] = due;
+        csip__txn_heap_update(&l, &tx[i]);
+        EXPECT_EQ(tx[i].heap_idx == TXN_IN_LANE, !before_tail);
+        in_heap += before_tail;
+    }
+    EXPECT_EQ(l.heap_len, in_heap);
+    EXPECT_TRUE(in_heap > 100 && in_heap < N - 200);
+    /* re-armed earlier or later, a second slot armed, or disarmed: from the
+     * heap and from anywhere in the lane (head, tail, middle) */
+    bool armed[N];
+    for (int i = 0; i < N; i++) {
+        rnd = rnd * 6364136223846793005u + 1442695040888963407u;
+        uint64_t r = rnd >> 33;
+        csip_txn *t = &tx[i];
+        if (i == 0 || i == 199 || r % 5 == 0) {
+            for (int k = 0; k < TM__COUNT; k++)
+                t->tm[k] = TXN_NEVER;
+        } else if (r % 5 == 1) {
+            t->tm[TM_AUX] = r % 3000;
+        } else if (r % 5 == 2) {
+            for (int k = 0; k < TM__COUNT; k++)
+                if (t->tm[k] != TXN_NEVER)
+                    t->tm[k] += r % 700;
+        }
+        csip__txn_heap_update(&l, t);
+        armed[i] = t->due != TXN_NEVER;
+        EXPECT_EQ(t->heap_idx == TXN_NO_HEAP, !armed[i]);
+    }
+    /* out in order, each armed one once, as the expiry run takes them */
+    uint64_t last = 0;
+    size_t out = 0, want = 0;
+    for (int i = 0; i < N; i++)
+        want += armed[i];
+    for (csip_txn *t; (t = csip__txn_earliest(&l)) != NULL; out++) {
+        ASSERT_TRUE(t >= tx && t < tx + N && armed[t - tx]);
+        EXPECT_TRUE(t->due >= last);
+        last = t->due;
+        armed[t - tx] = false;
+        for (int k = 0; k < TM__COUNT; k++)
+            t->tm[k] = TXN_NEVER;
+        csip__txn_heap_update(&l, t);
+    }
+    EXPECT_EQ(out, want);
+    EXPECT_TRUE(l.lane_head == NULL && l.lane_tail == NULL && l.heap_len == 0);
+    csip__txn_table_free(&l);
+}
+
 static void test_table_probing(void)
 {
     enum { N = 600 };
@@ -1892,6 +1975,7 @@ int main(int argc, char **argv)
         CHECK_TEST(test_reentrant_expiry),
         CHECK_TEST(test_many),
         CHECK_TEST(test_table_probing),
+        CHECK_TEST(test_timer_order),
         CHECK_TEST(test_failing_alloc),
     };
     return check_run(tests, sizeof tests / sizeof tests[0], argc, argv);

@@ -1155,15 +1155,16 @@ int csip_txn_layer_recv(csip_txn_layer *l, const void *data, size_t len, const c
 
 uint64_t csip_txn_layer_next_expiry(const csip_txn_layer *l)
 {
-    return l && l->heap_len ? l->heap[0]->due : TXN_NEVER;
+    const csip_txn *t = l ? csip__txn_earliest(l) : NULL;
+    return t ? t->due : TXN_NEVER;
 }
 
 void csip_txn_layer_handle_expiry(csip_txn_layer *l, uint64_t now_ms)
 {
     if (!l || l->busy || l->freeing)
         return;
-    while (l->heap_len && l->heap[0]->due <= now_ms) {
-        csip_txn *t = l->heap[0];
+    csip_txn *t;
+    while ((t = csip__txn_earliest(l)) != NULL && t->due <= now_ms) {
         int slot = 0;
         for (int i = 1; i < TM__COUNT; i++)
             if (t->tm[i] < t->tm[slot])

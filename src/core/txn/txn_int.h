@@ -11,8 +11,14 @@
  *
  * Every transaction sits in one hash table (chained, keyed by a keyed hash of
  * the lower-cased branch, or of Call-ID and CSeq number for RFC 2543
- * transactions) and, while it has a timer armed, in one binary min-heap keyed
- * by its earliest deadline. A transaction has three timer slots; which RFC
+ * transactions) and, while it has a timer armed, either in one binary
+ * min-heap keyed by its earliest deadline or in the lane: a list in deadline
+ * order that a transaction joins at the tail when its deadline is not
+ * earlier than the tail's. Timers of one length armed one after another
+ * (Timer J of every non-INVITE server transaction, 32 s over UDP, the most
+ * numerous) arrive in deadline order, so they join and leave the lane in
+ * constant time, touching only their neighbours, where the heap would sift
+ * through cold transactions at each. A transaction has three timer slots; which RFC
  * timer a slot stands for depends on the kind and state:
  *
  *   slot       INVITE client  non-INVITE client  INVITE server   non-INVITE server
@@ -36,6 +42,7 @@ enum { TM_RETRANS = 0, TM_END, TM_AUX, TM__COUNT };
 
 #define TXN_NEVER UINT64_MAX
 #define TXN_NO_HEAP UINT32_MAX
+#define TXN_IN_LANE (UINT32_MAX - 1) /* heap_idx of a transaction in the lane */
 
 /* csip_txn.flags */
 #define TXF_RELIABLE 0x01u    /* the request travels over a reliable transport */
@@ -53,7 +60,7 @@ typedef struct txn_compact {
 } txn_compact;
 
 /*
- * Laid out to keep the struct small (144 bytes on LP64): pointers and 64-bit
+ * Laid out to keep the struct small (160 bytes on LP64): pointers and 64-bit
  * times first, the address, then 32-bit and 8-bit fields. The method is not
  * kept (csip_msg_method_name() of req gives it); byte counts are 32-bit
  * (csip_msg_print() returns an int).
@@ -62,7 +69,8 @@ struct csip_txn {
     csip_txn_layer *layer;
     uint64_t hash; /* of the matching key: branch, or Call-ID and CSeq (RFC 2543) */
     uint64_t tm[TM__COUNT];
-    uint64_t due; /* earliest armed slot: the heap key */
+    uint64_t due;                    /* earliest armed slot: the heap's (or the lane's) key */
+    csip_txn *lane_prev, *lane_next; /* in the lane (heap_idx TXN_IN_LANE) */
     csip_msg *req;
     const csip_via *via; /* top Via of req (in req's arena) */
     /* What may still have to be sent again, printed: client, the request
@@ -78,7 +86,7 @@ struct csip_txn {
     };
     void *user_data;
     csip_addr peer;    /* server: where the request came from; client: where it goes */
-    uint32_t heap_idx; /* TXN_NO_HEAP when no timer is armed */
+    uint32_t heap_idx; /* TXN_NO_HEAP when no timer is armed, TXN_IN_LANE */
     uint32_t interval; /* current retransmission interval (A, E, G) */
     uint32_t out_len;
     union {
@@ -114,6 +122,7 @@ struct csip_txn_layer {
 
     csip_txn **heap;
     size_t heap_len, heap_cap;
+    csip_txn *lane_head, *lane_tail; /* deadlines in order, earliest first */
 
     csip_txn_stats stats;
     unsigned busy; /* callbacks running (re-entrant expiry runs are skipped) */
@@ -161,8 +170,17 @@ static inline csip_txn *csip__txn_next(const csip_txn_layer *l, uint64_t h, size
 /* Any live transaction, or NULL (used when freeing the layer). */
 csip_txn *csip__txn_table_any(csip_txn_layer *l);
 
-/* Re-places t in the heap after its tm[] changed (adds, moves or removes it).
- * Never allocates: csip__txn_reserve() made room when t was created. */
+/* Re-places t in the heap or the lane after its tm[] changed (adds, moves
+ * or removes it). Never allocates: csip__txn_reserve() made room when t was
+ * created. */
 void csip__txn_heap_update(csip_txn_layer *l, csip_txn *t);
+/* The transaction with the earliest deadline (heap top or lane head), or NULL. */
+static inline csip_txn *csip__txn_earliest(const csip_txn_layer *l)
+{
+    csip_txn *h = l->heap_len ? l->heap[0] : NULL, *q = l->lane_head;
+    if (!h || (q && q->due <= h->due))
+        return q;
+    return h;
+}
 
 #endif

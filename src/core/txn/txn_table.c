@@ -3,7 +3,8 @@
  * full, under a random SipHash key, so that a peer choosing branches cannot
  * make one run long; each slot keeps the hash beside the pointer) and the timer
  * heap (a binary min-heap of transactions by earliest deadline, each knowing
- * its index, so that re-arming a timer is one sift).
+ * its index, so that re-arming a timer is one sift) with the lane beside it (a
+ * list in deadline order for deadlines that come in order: txn_int.h).
  */
 #include "txn/txn_int.h"
 
@@ -232,6 +233,35 @@ static void sift_down(csip_txn_layer *l, size_t i)
     heap_set(l, i, t);
 }
 
+/* ------------------------------------------------------------------------- */
+/* Lane */
+
+static void lane_unlink(csip_txn_layer *l, csip_txn *t)
+{
+    if (t->lane_prev)
+        t->lane_prev->lane_next = t->lane_next;
+    else
+        l->lane_head = t->lane_next;
+    if (t->lane_next)
+        t->lane_next->lane_prev = t->lane_prev;
+    else
+        l->lane_tail = t->lane_prev;
+    t->lane_prev = t->lane_next = NULL;
+    t->heap_idx = TXN_NO_HEAP;
+}
+
+static void lane_append(csip_txn_layer *l, csip_txn *t)
+{
+    t->lane_prev = l->lane_tail;
+    t->lane_next = NULL;
+    if (l->lane_tail)
+        l->lane_tail->lane_next = t;
+    else
+        l->lane_head = t;
+    l->lane_tail = t;
+    t->heap_idx = TXN_IN_LANE;
+}
+
 void csip__txn_heap_update(csip_txn_layer *l, csip_txn *t)
 {
     uint64_t due = TXN_NEVER;
@@ -240,9 +270,19 @@ void csip__txn_heap_update(csip_txn_layer *l, csip_txn *t)
             due = t->tm[i];
     uint64_t old = t->due;
     t->due = due;
+    if (t->heap_idx == TXN_IN_LANE) {
+        if (due == old)
+            return;
+        lane_unlink(l, t); /* and placed again below, as a new one */
+    }
     if (t->heap_idx == TXN_NO_HEAP) {
         if (due == TXN_NEVER)
             return;
+        /* Not earlier than the lane's last: the lane keeps it, in order. */
+        if (!l->lane_tail || due >= l->lane_tail->due) {
+            lane_append(l, t);
+            return;
+        }
         size_t i = l->heap_len++;
         heap_set(l, i, t);
         sift_up(l, i);
