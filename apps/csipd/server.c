@@ -27,6 +27,7 @@
 #define CHALLENGE_MAX 512
 #define SECRET_LEN 32
 #define GROUP_MAX 512 /* REGISTERs per group commit at most */
+#define CHALLENGES_HELD 64 /* challenges held for a group's end at most */
 
 /* A response held for the end of a group commit: a 200 (or the registrar's
  * answer) until its bindings are on disk, or a challenge (what: its log
@@ -51,8 +52,9 @@ typedef struct server {
     uv_timer_t group_timer; /* ends a group commit window */
     uv_check_t group_check; /* ends a group at the end of a loop iteration */
     uint64_t group_opened;  /* loop time (ms) the open group began */
-    held group[GROUP_MAX];  /* responses waiting for the group's commit */
-    size_t n_group;
+    held group[GROUP_MAX + CHALLENGES_HELD]; /* responses waiting for the group's commit */
+    size_t n_group;                          /* held responses */
+    size_t n_challenges;                     /* of which challenges */
     const char *aliases[MAX_ALIASES + 1];
     char alias_buf[MAX_ALIASES][256];
     size_t n_aliases;
@@ -345,11 +347,13 @@ static void auth_check(server *s, const csip_msg *req, const csip_addr *src, siz
 static void group_flush(server *s);
 
 /* Holds a response for the end of the open group (what: a challenge's log
- * line, NULL for the registrar's answer); a full group ends at once. */
+ * line, NULL for the registrar's answer); a group of GROUP_MAX REGISTERs
+ * ends at once (the challenges riding along do not count). */
 static void hold(server *s, csip_txn *st, csip_msg *resp, const char *what)
 {
     s->group[s->n_group++] = (held){st, resp, what};
-    if (s->n_group == GROUP_MAX)
+    s->n_challenges += what != NULL;
+    if (s->n_group - s->n_challenges == GROUP_MAX)
         group_flush(s);
 }
 
@@ -373,8 +377,13 @@ static bool authenticate(server *s, csip_txn *st, const csip_msg *req, const csi
      * responses, which are sent together at its end anyway: one send for
      * the window instead of one per wake-up (and one wake-up of the client
      * per window). It waits no longer than the 200s do, and only under
-     * load: with no group open it goes at once. */
-    if (o.status == 401 && csip_store_sqlite_in_group(s->store)) {
+     * load: with no group open it goes at once. A few dozen held are enough
+     * to batch the sends at moderate rates (twenty a window at 1,000/s);
+     * at high rates each wake-up reads and answers many requests anyway,
+     * and holding hundreds only keeps their memory from being reused while
+     * it is still in the cache (measured: 4 % more CPU at 28,500/s). */
+    if (o.status == 401 && csip_store_sqlite_in_group(s->store) &&
+        s->n_challenges < CHALLENGES_HELD) {
         hold(s, st, resp, o.stale ? "stale nonce, new challenge" : "challenge");
         return false;
     }
@@ -394,9 +403,10 @@ static void group_flush(server *s)
     uv_timer_stop(&s->group_timer);
     int rc = csip_store_sqlite_group_commit(s->store);
     if (rc)
-        csipd_log(LOG_ERROR, "committing %zu registrations: %s", s->n_group, csip_strerror(rc));
+        csipd_log(LOG_ERROR, "committing %zu registrations: %s", s->n_group - s->n_challenges,
+                  csip_strerror(rc));
     size_t n = s->n_group;
-    s->n_group = 0;
+    s->n_group = s->n_challenges = 0;
     for (size_t i = 0; i < n; i++) {
         held *h = &s->group[i];
         if (h->what) {

@@ -836,17 +836,17 @@ def case_challenge_with_group(run, window_ms=600):
 
     def receive_both(waits, seconds=5.0):
         """[(response, arrival time)] of each (peer, branch), read as they come."""
-        got = {}
+        got, index = {}, {(p.sock, br): i for i, (p, br) in enumerate(waits)}
+        socks = list({p.sock for p, _ in waits})
         deadline = time.time() + seconds
         while len(got) < len(waits) and time.time() < deadline:
-            socks = [p.sock for p, _ in waits]
             r, _, _ = select.select(socks, [], [], max(0.0, deadline - time.time()))
             now = time.time()
-            for i, (p, br) in enumerate(waits):
-                if p.sock in r:
-                    msg = Msg(p.sock.recv(65535))
-                    if msg.status and msg.status >= 200 and msg.branch() == br:
-                        got[i] = (msg, now)
+            for sock in r:
+                msg = Msg(sock.recv(65535))
+                i = index.get((sock, msg.branch()))
+                if i is not None and msg.status and msg.status >= 200:
+                    got[i] = (msg, now)
         check(len(got) == len(waits), "no final response in %.0f s" % seconds)
         return [got[i] for i in range(len(waits))]
 
@@ -889,6 +889,26 @@ def case_challenge_with_group(run, window_ms=600):
     check(r200b.status == 200, "bob's answer to the held challenge: %s, want 200" % r200b.start)
     check(list(Ua(pb, "bob", "pw-bob").fetch()) == ["sip:bob@127.0.0.1:%d" % pb.addr[1]],
           "bob's binding missing")
+
+    # At most 64 challenges wait for one group (csipd's CHALLENGES_HELD);
+    # beyond them a challenge goes at once.
+    br, _ = send(pa, alice, ca)
+    r401a, _ = receive(pa, br)
+    auth = digest_authorization(pick_challenge(r401a), "alice", "pw-alice", "REGISTER",
+                                alice.ruri)
+    br_a, t_a = send(pa, alice, ca + ["Authorization: " + auth])
+    time.sleep(0.05)
+    n = 70
+    waits = [(pa, br_a)] + [(pb, send(pb, bob, cb)[0]) for _ in range(n)]
+    got = receive_both(waits)
+    t200a = got[0][1]
+    check(got[0][0].status == 200, "alice: %s, want 200" % got[0][0].start)
+    check(all(m.status == 401 for m, _ in got[1:]), "bob: not all 401")
+    at_once = sum(1 for _, t in got[1:] if t < t200a - window / 2)
+    print("%d challenges while a group was open: %d at once, %d with the group" %
+          (n, at_once, n - at_once))
+    check(at_once == n - 64, "%d of %d challenges came at once, want %d (64 held)" %
+          (at_once, n, n - 64))
     pa.close()
     pb.close()
     stop_csipd(run, srv)
