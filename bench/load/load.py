@@ -19,13 +19,14 @@ fails, then bisection until the gap is under --resolution (10 %). The servers
 of a scenario take turns step by step (the host's drift hits them alike). Steps
 per search and the whole run are bounded (--max-steps, --budget, shared evenly
 by the scenarios); a search cut short is reported as such. When both searches
-of a scenario are done, csipd runs once more at the highest rate Kamailio
-passed, so that CPU per call near Kamailio's saturation is compared at one
-rate (CPU per call falls as the rate rises).
+of a scenario are done, both run --equal-repeats more steps each, in turn, at
+the highest rate Kamailio passed, so that CPU per call near Kamailio's
+saturation is compared at one rate (CPU per call falls as the rate rises),
+as the medians of their passed steps there.
 
     load.py [--csipd PATH] [--servers kamailio,csipd] [--scenarios register,register_auth]
-            [--seconds S] [--cpu-seconds S] [--cpu-repeats N] [--max-steps N]
-            [--budget S] [--quick]
+            [--seconds S] [--cpu-seconds S] [--cpu-repeats N] [--equal-repeats N]
+            [--max-steps N] [--budget S] [--quick]
             [--out DIR]
 
 Defaults may also come from the environment: LOAD_SECONDS, LOAD_CPU_SECONDS,
@@ -642,7 +643,7 @@ class Search:
         self.fail = None   # lowest rate failed
         self.steps = []
         self.cut = None    # why the search stopped before converging
-        self.equal = None  # csipd: the step at Kamailio's highest passed rate
+        self.equal_steps = []  # steps at Kamailio's highest passed rate (both servers)
 
     def next_rate(self):
         a = self.args
@@ -748,7 +749,7 @@ def report(searches, args, started, budget_hit):
                 "%s (%s%%)" % (fmt(cpu_top), fmt(top["server_core_pct"] if top else None,
                                                    "%.0f")), note))
             fig[s.server.name] = (s.best or None, cpu_fixed, cpu_top,
-                                  s.fail is not None or s.best >= args.max_rate, s.equal)
+                                  s.fail is not None or s.best >= args.max_rate)
         if "csipd" in fig and "kamailio" in fig:
             # the same steps paired in the order they ran (Kamailio's, then csipd's):
             # the median of the step ratios cancels slow drifts of the machine's load
@@ -765,20 +766,36 @@ def report(searches, args, started, budget_hit):
             c, k = fig["csipd"], fig["kamailio"]
             w("%-16s %-9s %12s %12s %18s %22s" % (
                 "", "csipd/kam", ratio(c[0], k[0]), "", ratio(c[1], k[1]), ratio(c[2], k[2])))
-            eq = c[4]
-            if eq is not None and k[2] is not None:
-                # near saturation at one rate: csipd at Kamailio's highest passed rate
-                ktop = next(t for t in ss if t.server.name == "kamailio").top()
-                equal_lines.append("%s at %d/s (Kamailio's highest): kamailio %s ms/1000 "
-                                   "(%s%% core), csipd %s ms/1000 (%s%% core, %s): %s" % (
-                                       ss[0].scn.title, eq["rate"], fmt(k[2]),
-                                       fmt(ktop["server_core_pct"], "%.0f"),
-                                       fmt(eq["cpu_ms_per_1000"]),
-                                       fmt(eq["server_core_pct"], "%.0f"),
-                                       "PASS" if eq["pass"] else "FAIL",
-                                       ratio(eq["cpu_ms_per_1000"], k[2])))
-                if eq["pass"]:
-                    c = c[:2] + (eq["cpu_ms_per_1000"],) + c[3:]
+            ke = [x for x in next(t for t in ss if t.server.name == "kamailio").equal_steps
+                  if x["pass"]]
+            ce = [x for x in next(t for t in ss if t.server.name == "csipd").equal_steps
+                  if x["pass"]]
+            if ke and ce:
+                # near saturation at one rate: the medians of both servers' passed steps at
+                # Kamailio's highest passed rate (its search's step there and the repeats)
+                km = statistics.median([x["cpu_ms_per_1000"] for x in ke])
+                cm = statistics.median([x["cpu_ms_per_1000"] for x in ce])
+                pairs = {}
+                for x in ke + ce:
+                    if "equal_pair" in x:
+                        pairs.setdefault(x["equal_pair"], {})[x["server"]] = x
+                pr = [p["csipd"]["cpu_ms_per_1000"] / p["kamailio"]["cpu_ms_per_1000"]
+                      for _, p in sorted(pairs.items())
+                      if "csipd" in p and "kamailio" in p and p["kamailio"]["cpu_ms_per_1000"]]
+                equal_lines.append(
+                    "%s at %d/s (Kamailio's highest): kamailio %s ms/1000 (median of %d: %s; "
+                    "%s%% core), csipd %s ms/1000 (median of %d: %s; %s%% core): %s%s" % (
+                        ss[0].scn.title, ke[0]["rate"], fmt(km), len(ke),
+                        ", ".join(fmt(x["cpu_ms_per_1000"]) for x in ke),
+                        fmt(statistics.median([x["server_core_pct"] for x in ke]), "%.0f"),
+                        fmt(cm), len(ce), ", ".join(fmt(x["cpu_ms_per_1000"]) for x in ce),
+                        fmt(statistics.median([x["server_core_pct"] for x in ce]), "%.0f"),
+                        ratio(cm, km),
+                        "; paired %.2f (%s)" % (statistics.median(pr),
+                                                ", ".join("%.2f" % r for r in pr))
+                        if pr else ""))
+                c = c[:2] + (cm,) + c[3:]
+                k = k[:2] + (km,) + k[3:]
 
             def verdict(a, b, ok):
                 return "no figure" if a is None or b is None else "met" if ok(a, b) else "NOT met"
@@ -849,6 +866,9 @@ def parse_args():
                     help="steps at --cpu-rate per search, their median reported (5; quick 1)")
     ap.add_argument("--max-steps", type=int, default=None,
                     help="steps per search (10; quick 3)")
+    ap.add_argument("--equal-repeats", type=int, default=None,
+                    help="pairs of steps (Kamailio, then csipd) at Kamailio's highest passed "
+                         "rate after each scenario's searches, medians reported (5; quick 1)")
     ap.add_argument("--budget", type=int, default=None,
                     help="seconds for the whole run, then searches stop (540; quick 120)")
     ap.add_argument("--cpu-rate", type=int, default=1000,
@@ -891,6 +911,8 @@ def parse_args():
     a.max_steps = a.max_steps or env_int("LOAD_MAX_STEPS", 3 if a.quick else 10)
     a.cpu_repeats = max(1, a.cpu_repeats or env_int("LOAD_CPU_REPEATS", 1 if a.quick else 5))
     a.budget = a.budget or env_int("LOAD_BUDGET", 120 if a.quick else 540)
+    if a.equal_repeats is None:
+        a.equal_repeats = env_int("LOAD_EQUAL_REPEATS", 1 if a.quick else 5)
     if a.quick:
         a.users = min(a.users, 20000)
     return a
@@ -1034,32 +1056,37 @@ def main():
                                 "" if res["pass"] else " (%s%s)" % (
                                     res["why"], "; SIPp: " + res["sipp_first_error"]
                                     if res.get("sipp_first_error") else "")))
-                # csipd once more at Kamailio's highest passed rate: CPU per call at one rate
+                # Both servers again at Kamailio's highest passed rate, in turn (Kamailio,
+                # then csipd), --equal-repeats times: CPU per call near saturation at one
+                # rate, as medians (one step there is as noisy as one at --cpu-rate).
                 kam = next((x for x in searches if x.scn is scn and
                             x.server.name == "kamailio"), None)
                 mine = next((x for x in searches if x.scn is scn and
                              x.server.name == "csipd"), None)
                 if kam and mine and kam.best and mine.best >= kam.best and \
                         kam.best != args.cpu_rate:
-                    same = mine.passed(kam.best)
-                    if same:
-                        mine.equal = same[-1]
-                    else:
-                        index += 1
-                        try:
-                            res = run_step(args, scn, mine.server, kam.best, args.seconds,
-                                           stepsdir, users_csv, index)
+                    kam.equal_steps = [kam.top()]
+                    mine.equal_steps = mine.passed(kam.best)[-1:]
+                    for rep in range(args.equal_repeats):
+                        for srch in (kam, mine):
+                            index += 1
+                            try:
+                                res = run_step(args, scn, srch.server, kam.best, args.seconds,
+                                               stepsdir, users_csv, index)
+                            except HarnessError as e:
+                                log("%s at Kamailio's rate: %s" % (srch.server.name, e))
+                                continue
                             res["equal_rate"] = True
+                            res["equal_pair"] = rep
                             rawf.write(json.dumps(res) + "\n")
                             rawf.flush()
-                            mine.equal = res
-                            log("%-13s %-8s %6d/s %s (at Kamailio's highest): %s ms/1000 "
-                                "(%.0f %% core)" % (scn.name, "csipd", kam.best,
-                                                    "PASS" if res["pass"] else "FAIL",
-                                                    fmt(res["cpu_ms_per_1000"]),
-                                                    res["server_core_pct"]))
-                        except HarnessError as e:
-                            log("csipd at Kamailio's rate: %s" % e)
+                            srch.equal_steps.append(res)
+                            log("%-13s %-8s %6d/s %s (at Kamailio's highest, %d of %d): "
+                                "%s ms/1000 (%.0f %% core)" % (
+                                    scn.name, srch.server.name, kam.best,
+                                    "PASS" if res["pass"] else "FAIL", rep + 1,
+                                    args.equal_repeats, fmt(res["cpu_ms_per_1000"]),
+                                    res["server_core_pct"]))
     except KeyboardInterrupt:
         log("interrupted")
         interrupted = True
