@@ -17,8 +17,9 @@ the rate at which the server would fill
 90 % of its core at that CPU per call, then x --growth (1.5) until a step
 fails, then bisection until the gap is under --resolution (10 %). The servers
 of a scenario take turns step by step (the host's drift hits them alike). Steps
-per search and the whole run are bounded (--max-steps, --budget, shared evenly
-by the scenarios); a search cut short is reported as such. When both searches
+per search and the searches are bounded (--max-steps, --budget, shared evenly
+by the scenarios; the steps at one rate after them are not counted); a
+search cut short is reported as such. When both searches
 of a scenario are done, both run --equal-repeats more steps each, in turn, at
 the highest rate Kamailio passed, so that CPU per call near Kamailio's
 saturation is compared at one rate (CPU per call falls as the rate rises),
@@ -988,9 +989,11 @@ def main():
                                    "csipd": args.csipd, "ncpu": os.cpu_count(),
                                    "rmem_max": open("/proc/sys/net/core/rmem_max").read().strip()})
                        + "\n")
+            repeats_s = 0.0  # time of the steps at Kamailio's highest rate: not the searches'
             for n, scn in enumerate(scenarios):
-                # each scenario's share of what is left of the budget
-                end = time.time() + (args.budget - (time.time() - started)) / (len(scenarios) - n)
+                # each scenario's share of what is left of the budget (for its searches)
+                end = time.time() + (args.budget - (time.time() - started - repeats_s)) / \
+                    (len(scenarios) - n)
                 users_csv = None
                 if scn.users:
                     users_csv = os.path.join(tmp, "users-%s.csv" % scn.name)
@@ -1067,6 +1070,7 @@ def main():
                         kam.best != args.cpu_rate:
                     kam.equal_steps = [kam.top()]
                     mine.equal_steps = mine.passed(kam.best)[-1:]
+                    t_rep = time.time()
                     for rep in range(args.equal_repeats):
                         for srch in (kam, mine):
                             index += 1
@@ -1087,6 +1091,7 @@ def main():
                                     "PASS" if res["pass"] else "FAIL", rep + 1,
                                     args.equal_repeats, fmt(res["cpu_ms_per_1000"]),
                                     res["server_core_pct"]))
+                    repeats_s += time.time() - t_rep
     except KeyboardInterrupt:
         log("interrupted")
         interrupted = True
