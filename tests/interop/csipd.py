@@ -823,19 +823,9 @@ def case_challenge_with_group(run, window_ms=600):
         peer.sock.sendto(data, peer.server)
         return br, time.time()
 
-    def receive(peer, branch, seconds=5.0):
-        """The final response to branch (no retransmission: its time is the answer's)."""
-        deadline = time.time() + seconds
-        while time.time() < deadline:
-            r, _, _ = select.select([peer.sock], [], [], max(0.0, deadline - time.time()))
-            if r:
-                msg = Msg(peer.sock.recv(65535))
-                if msg.status and msg.status >= 200 and msg.branch() == branch:
-                    return msg, time.time()
-        raise Failure("no final response in %.0f s" % seconds)
-
-    def receive_both(waits, seconds=5.0):
-        """[(response, arrival time)] of each (peer, branch), read as they come."""
+    def receive_all(waits, seconds=5.0):
+        """[(final response, arrival time)] of each (peer, branch), read as they come
+        (no retransmission: the time is the answer's)."""
         got, index = {}, {(p.sock, br): i for i, (p, br) in enumerate(waits)}
         socks = list({p.sock for p, _ in waits})
         deadline = time.time() + seconds
@@ -857,7 +847,7 @@ def case_challenge_with_group(run, window_ms=600):
 
     # No group open: the challenge goes at once.
     br, t = send(pa, alice, ca)
-    r401a, ta = receive(pa, br)
+    (r401a, ta), = receive_all([(pa, br)])
     check(r401a.status == 401, "alice: %s, want 401" % r401a.start)
     print("401 with no group open after %.0f ms" % ((ta - t) * 1000))
     check(ta - t < window / 2, "a 401 with no group open took %.0f ms (window %d ms)" %
@@ -869,7 +859,7 @@ def case_challenge_with_group(run, window_ms=600):
     br_a, t_a = send(pa, alice, ca + ["Authorization: " + auth])
     time.sleep(0.05)
     br_b, t_b = send(pb, bob, cb)
-    got = receive_both([(pa, br_a), (pb, br_b)])
+    got = receive_all([(pa, br_a), (pb, br_b)])
     (r200a, t200a), (r401b, t401b) = got[0], got[1]
     check(r200a.status == 200, "alice: %s, want 200" % r200a.start)
     check(r401b.status == 401, "bob: %s, want 401" % r401b.start)
@@ -885,7 +875,7 @@ def case_challenge_with_group(run, window_ms=600):
     # The held challenge is good: Bob answers it and is registered.
     auth = digest_authorization(pick_challenge(r401b), "bob", "pw-bob", "REGISTER", bob.ruri)
     br, _ = send(pb, bob, cb + ["Authorization: " + auth])
-    r200b, _ = receive(pb, br)
+    (r200b, _), = receive_all([(pb, br)])
     check(r200b.status == 200, "bob's answer to the held challenge: %s, want 200" % r200b.start)
     check(list(Ua(pb, "bob", "pw-bob").fetch()) == ["sip:bob@127.0.0.1:%d" % pb.addr[1]],
           "bob's binding missing")
@@ -893,14 +883,14 @@ def case_challenge_with_group(run, window_ms=600):
     # At most 64 challenges wait for one group (csipd's CHALLENGES_HELD);
     # beyond them a challenge goes at once.
     br, _ = send(pa, alice, ca)
-    r401a, _ = receive(pa, br)
+    (r401a, _), = receive_all([(pa, br)])
     auth = digest_authorization(pick_challenge(r401a), "alice", "pw-alice", "REGISTER",
                                 alice.ruri)
     br_a, t_a = send(pa, alice, ca + ["Authorization: " + auth])
     time.sleep(0.05)
     n = 70
     waits = [(pa, br_a)] + [(pb, send(pb, bob, cb)[0]) for _ in range(n)]
-    got = receive_both(waits)
+    got = receive_all(waits)
     t200a = got[0][1]
     check(got[0][0].status == 200, "alice: %s, want 200" % got[0][0].start)
     check(all(m.status == 401 for m, _ in got[1:]), "bob: not all 401")

@@ -18,8 +18,10 @@
  * (Timer J of every non-INVITE server transaction, 32 s over UDP, the most
  * numerous) arrive in deadline order, so they join and leave the lane in
  * constant time, touching only their neighbours, where the heap would sift
- * through cold transactions at each. A transaction has three timer slots; which RFC
- * timer a slot stands for depends on the kind and state:
+ * through cold transactions at each.
+ *
+ * A transaction has three timer slots; which RFC timer a slot stands for
+ * depends on the kind and state:
  *
  *   slot       INVITE client  non-INVITE client  INVITE server   non-INVITE server
  *   RETRANS    A              E                  G               -
