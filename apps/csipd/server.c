@@ -29,13 +29,15 @@
 #define GROUP_MAX 512 /* REGISTERs per group commit at most */
 #define CHALLENGES_HELD 64 /* challenges held for a group's end at most */
 
-/* A response held for the end of a group commit: a 200 (or the registrar's
- * answer) until its bindings are on disk, or a challenge (what: its log
- * line) that rides along with them. */
+/* A response held for the end of a group commit: the registrar's answer (a
+ * 200) until its bindings are on disk, printed and kept by its transaction
+ * (csip_txn_prepare: the message's memory is reused at once, not after the
+ * commit), or a challenge (what: its log line) that rides along with them. */
 typedef struct held {
     csip_txn *st;
-    csip_msg *resp;
+    csip_msg *resp;   /* a challenge; NULL for the registrar's answer */
     const char *what; /* a challenge: sent as it is, whatever the commit's outcome */
+    int code;         /* the registrar's answer: its status; 0 if it could not be kept */
 } held;
 
 typedef struct server {
@@ -174,6 +176,19 @@ static void respond_how(server *s, csip_txn *st, csip_msg *resp, const char *wha
             csipd_log(LOG_INFO, "%s -> %d %s%s%s", d, code, reason, what ? ": " : "",
                       what ? what : "");
     }
+}
+
+/* Sends what csip_txn_prepare() kept (code: its status) and logs it. */
+static void send_prepared(server *s, csip_txn *st, int code)
+{
+    char d[320] = "response";
+    if (csipd_log_level >= LOG_INFO)
+        describe(csip_txn_request(st), csip_txn_peer(st), d, sizeof d);
+    int rc = csip_txn_send_prepared(st, csip_endpoint_now(s->ep));
+    if (rc != 0)
+        csipd_log(LOG_WARN, "%s -> %d not sent: %s", d, code, csip_strerror(rc));
+    else
+        csipd_log(LOG_INFO, "%s -> %d %s", d, code, csip_status_reason(code));
 }
 
 static void respond(server *s, csip_txn *st, csip_msg *resp, const char *what)
@@ -351,7 +366,18 @@ static void group_flush(server *s);
  * ends at once (the challenges riding along do not count). */
 static void hold(server *s, csip_txn *st, csip_msg *resp, const char *what)
 {
-    s->group[s->n_group++] = (held){st, resp, what};
+    held h = {st, resp, what, 0};
+    if (!what) {
+        h.code = csip_msg_status(resp);
+        h.resp = NULL;
+        int rc = csip_txn_prepare(st, resp);
+        if (rc != 0) {
+            csipd_log(LOG_ERROR, "cannot keep a %d for the group's end: %s", h.code,
+                      csip_strerror(rc));
+            h.code = 0; /* a 500 at the group's end */
+        }
+    }
+    s->group[s->n_group++] = h;
     s->n_challenges += what != NULL;
     if (s->n_group - s->n_challenges == GROUP_MAX)
         group_flush(s);
@@ -409,14 +435,14 @@ static void group_flush(server *s)
     s->n_group = s->n_challenges = 0;
     for (size_t i = 0; i < n; i++) {
         held *h = &s->group[i];
-        if (h->what) {
+        if (h->what)
             respond_how(s, h->st, h->resp, h->what, true);
-        } else if (rc == 0) {
-            respond(s, h->st, h->resp, NULL);
-        } else {
-            csip_msg_free(h->resp);
+        else if (rc == 0 && h->code)
+            send_prepared(s, h->st, h->code);
+        else if (rc == 0)
+            respond_simple(s, h->st, 500, NULL, "out of memory");
+        else /* in place of the prepared answer */
             respond_simple(s, h->st, 500, "Location Database Failure", "group commit failed");
-        }
     }
 }
 

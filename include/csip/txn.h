@@ -265,6 +265,32 @@ CSIP_EXTERN int csip_txn_respond(csip_txn *st, csip_msg *resp, uint64_t now_ms);
 CSIP_EXTERN int csip_txn_respond_stateless(csip_txn *st, csip_msg *resp, uint64_t now_ms);
 
 /**
+ * Prints a final response to a non-INVITE request now and keeps it in the
+ * server transaction, to be sent by csip_txn_send_prepared(): for a TU that
+ * knows its answer but may not give it yet (a registrar whose bindings are
+ * not on disk yet). The transaction stays in Trying meanwhile (a
+ * retransmission of the request is absorbed); the printed bytes are those
+ * the Completed state keeps for retransmissions anyway, and resp's memory is
+ * released at once instead of while the TU waits. A response passed later
+ * by csip_txn_respond() or csip_txn_respond_stateless() takes the prepared
+ * one's place; a second csip_txn_prepare() replaces it. resp is taken as by
+ * csip_txn_respond().
+ * @return 0; CSIP_ERR_INVALID_ARG (not a non-INVITE server transaction in
+ *         Trying, not a final response, or what csip_txn_respond() refuses);
+ *         CSIP_ERR_NOMEM (nothing kept; a response prepared before stays).
+ */
+CSIP_EXTERN int csip_txn_prepare(csip_txn *st, csip_msg *resp);
+
+/**
+ * Sends the response csip_txn_prepare() kept, exactly as csip_txn_respond()
+ * would have sent it then: the transaction is Completed (Timer J) and a
+ * failed send ends it with CSIP_TXN_END_TRANSPORT (the call returns 0).
+ * @return 0; CSIP_ERR_INVALID_ARG (nothing prepared, or the layer is being
+ *         freed).
+ */
+CSIP_EXTERN int csip_txn_send_prepared(csip_txn *st, uint64_t now_ms);
+
+/**
  * The TU gives up on a client transaction (the user hung up, a CANCEL was
  * sent, a deadline of its own passed). What happens depends on where the
  * transaction is:

@@ -1446,6 +1446,26 @@ int csip_txn_respond_stateless(csip_txn *st, csip_msg *resp, uint64_t now_ms)
     return 0;
 }
 
+/* A non-INVITE server transaction sends the response in out (code): a
+ * provisional leaves it Proceeding; a final completes it (Timer J: 64*T1
+ * unreliable, 0 reliable) and lets its request go. */
+static int nist_send(csip_txn *st, int code, uint64_t now_ms)
+{
+    csip_txn_layer *l = st->layer;
+    st->flags &= (uint8_t)~TXF_PREPARED;
+    if (code < 200) {
+        st->state = CSIP_TXN_PROCEEDING;
+    } else {
+        st->state = CSIP_TXN_COMPLETED;
+        arm(st, TM_END, now_ms + ((st->flags & TXF_RELIABLE) ? 0u : t64(l->t1)));
+    }
+    if (server_send(st, st->out, st->out_len, false) != 0)
+        txn_end(st, CSIP_TXN_END_TRANSPORT, now_ms);
+    if (code >= 200)
+        compact(st);
+    return 0;
+}
+
 int csip_txn_respond(csip_txn *st, csip_msg *resp, uint64_t now_ms)
 {
     if (!st || !resp) {
@@ -1521,18 +1541,50 @@ int csip_txn_respond(csip_txn *st, csip_msg *resp, uint64_t now_ms)
         }
         return 0;
     }
-    if (code < 200) {
-        st->state = CSIP_TXN_PROCEEDING;
-    } else {
-        /* Completed; Timer J: 64*T1 unreliable, 0 reliable. */
-        st->state = CSIP_TXN_COMPLETED;
-        arm(st, TM_END, now_ms + (reliable ? 0u : t64(l->t1)));
+    return nist_send(st, code, now_ms);
+}
+
+int csip_txn_prepare(csip_txn *st, csip_msg *resp)
+{
+    if (!st || !resp || st->kind != CSIP_TXN_NON_INVITE_SERVER || st->state != CSIP_TXN_TRYING ||
+        st->layer->freeing || csip_msg_is_request(resp) || csip_msg_status(resp) < 200 ||
+        csip_msg_status(resp) > 699 || !response_matches(st, resp)) {
+        csip_msg_free(resp);
+        return CSIP_ERR_INVALID_ARG;
     }
-    if (server_send(st, buf, len, false) != 0)
-        txn_end(st, CSIP_TXN_END_TRANSPORT, now_ms);
-    if (code >= 200)
-        compact(st);
+    char *buf = NULL;
+    uint32_t len = 0;
+    int rc = print_alloc(st->layer->mem, resp, &buf, &len);
+    csip_msg_free(resp);
+    if (rc != 0)
+        return rc; /* a response prepared before stays */
+    set_out(st, buf, len);
+    st->flags |= TXF_PREPARED;
     return 0;
+}
+
+/* The status code of a response printed by csip_msg_print ("SIP/2.0 200 …"). */
+static int printed_status(const char *p, uint32_t len)
+{
+    if (len < 12 || p[7] != ' ')
+        return 0;
+    int code = 0;
+    for (int i = 8; i < 11; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return 0;
+        code = code * 10 + (p[i] - '0');
+    }
+    return code;
+}
+
+int csip_txn_send_prepared(csip_txn *st, uint64_t now_ms)
+{
+    if (!st || !(st->flags & TXF_PREPARED) || st->state != CSIP_TXN_TRYING || st->layer->freeing)
+        return CSIP_ERR_INVALID_ARG;
+    int code = printed_status(st->out, st->out_len);
+    if (code < 200)
+        return CSIP_ERR_INVALID_ARG; /* never: csip_txn_prepare printed a final */
+    return nist_send(st, code, now_ms);
 }
 
 int csip_txn_layer_send_stateless(csip_txn_layer *l, const csip_msg *msg, const csip_addr *dst,

@@ -53,6 +53,7 @@ enum { TM_RETRANS = 0, TM_END, TM_AUX, TM__COUNT };
 #define TXF_TO_TAG 0x08u      /* RFC 2543 INVITE server: to_tag holds the final's To tag */
 #define TXF_OUT_RAW 0x10u     /* client: out is the request's own bytes (not allocated) */
 #define TXF_COMPACT 0x20u     /* non-INVITE server: req freed, ack holds a txn_compact */
+#define TXF_PREPARED 0x40u    /* non-INVITE server, Trying: out is a final not sent yet */
 
 /* What a completed non-INVITE server transaction keeps of its request. */
 typedef struct txn_compact {
