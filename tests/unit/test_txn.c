@@ -715,6 +715,154 @@ static void test_drop_completed(void)
     teardown(l);
 }
 
+/* A response prepared while the TU waits (csip_txn_prepare): nothing leaves
+ * until csip_txn_send_prepared(), the request is let go at once
+ * (drop_completed_requests), and the response can still be replaced by one
+ * with another status built from it. */
+static void test_prepared(void)
+{
+    csip_txn_opts o = {.drop_completed_requests = true};
+    csip_txn_layer *l = setup(&o);
+    csip_addr src = addr("192.0.2.9", 33333, CSIP_TP_UDP);
+    char req[2048];
+    snprintf(req, sizeof req, "%s",
+             req_text("REGISTER", "SIP/2.0/UDP client.example.com:5090;branch=z9hG4bKpr1;rport",
+                      "f", "", 7, NULL));
+    EXPECT_OK(feed(l, req, &src, 0));
+    ASSERT_EQ(C.nreq, 1);
+    csip_txn *st = C.st[0];
+    csip_msg *ok;
+    ASSERT_OK(csip_response_for(csip_txn_request(st), 200, NULL, CSIP_STR("srv"), NULL, &ok));
+    ASSERT_OK(csip_msg_hdr_add(ok, CSIP_HDR_CONTACT, CSIP_STR("<sip:a@192.0.2.9>"), false));
+    char expect[2048];
+    int n = csip_msg_print(ok, expect, sizeof expect);
+    ASSERT_GE(n, 0);
+    EXPECT_EQ(csip_txn_send_prepared(st, 0, NULL, 5), CSIP_ERR_INVALID_ARG); /* nothing yet */
+    EXPECT_OK(csip_txn_prepare(st, ok));
+    /* kept, not sent; the request let go; still Trying: a retransmission of
+     * the request is absorbed, nothing goes out */
+    EXPECT_EQ(C.nout, 0);
+    EXPECT_EQ(csip_txn_state_of(st), CSIP_TXN_TRYING);
+    EXPECT_TRUE(csip_txn_request(st) == NULL);
+    EXPECT_OK(feed(l, req, &src, 10));
+    EXPECT_EQ(C.nreq, 1);
+    EXPECT_EQ(C.nout, 0);
+    EXPECT_EQ(csip_txn_layer_next_expiry(l), UINT64_MAX);
+    /* sent as csip_txn_respond() would have: Completed, Timer J, the same
+     * bytes again for a retransmission, where the request came from */
+    EXPECT_OK(csip_txn_send_prepared(st, 0, NULL, 20));
+    ASSERT_EQ(C.nout, 1);
+    EXPECT_EQ(C.out[0].len, (size_t)n);
+    EXPECT_TRUE(memcmp(C.out[0].data, expect, (size_t)n) == 0);
+    EXPECT_STR(csip_str_c(addr_str(&C.out[0].dst)), "192.0.2.9:33333");
+    EXPECT_EQ(csip_txn_state_of(st), CSIP_TXN_COMPLETED);
+    EXPECT_EQ(csip_txn_layer_next_expiry(l), 20 + 32000);
+    EXPECT_OK(feed(l, req, &src, 30));
+    ASSERT_EQ(C.nout, 2);
+    EXPECT_TRUE(memcmp(C.out[1].data, expect, (size_t)n) == 0);
+    EXPECT_EQ(csip_txn_send_prepared(st, 0, NULL, 40), CSIP_ERR_INVALID_ARG); /* sent already */
+
+    /* the TU's answer falls through while it waits: a 500 in its place, with
+     * the prepared response's Via, From, To (its tag), Call-ID and CSeq, and
+     * nothing else */
+    snprintf(req, sizeof req, "%s",
+             req_text("REGISTER", "SIP/2.0/UDP client.example.com:5090;branch=z9hG4bKpr2", "f", "",
+                      8, NULL));
+    EXPECT_OK(feed(l, req, &src, 100));
+    ASSERT_EQ(C.nreq, 2);
+    st = C.st[1];
+    ASSERT_OK(csip_response_for(csip_txn_request(st), 200, NULL, CSIP_STR("t2"), NULL, &ok));
+    ASSERT_OK(csip_msg_hdr_add(ok, CSIP_HDR_CONTACT, CSIP_STR("<sip:a@192.0.2.9>"), false));
+    EXPECT_OK(csip_txn_prepare(st, ok));
+    EXPECT_EQ(csip_txn_send_prepared(st, 100, NULL, 110), CSIP_ERR_INVALID_ARG);
+    EXPECT_EQ(csip_txn_send_prepared(st, 700, NULL, 110), CSIP_ERR_INVALID_ARG);
+    EXPECT_EQ(C.nout, 2);
+    EXPECT_OK(csip_txn_send_prepared(st, 500, "Location Database Failure", 110));
+    ASSERT_EQ(C.nout, 3);
+    csip_msg *m = parse(C.out[2].data);
+    EXPECT_EQ(csip_msg_status(m), 500);
+    EXPECT_STR(csip_msg_reason(m), "Location Database Failure");
+    const csip_nameaddr *to;
+    ASSERT_OK(csip_msg_to(m, &to));
+    EXPECT_STR(to->tag, "t2");
+    const csip_cseq *q;
+    ASSERT_OK(csip_msg_cseq(m, &q));
+    EXPECT_EQ(q->number, 8u);
+    const csip_via *v;
+    ASSERT_OK(csip_msg_via(m, 0, &v));
+    EXPECT_STR(v->branch, "z9hG4bKpr2");
+    csip_str cid;
+    ASSERT_OK(csip_msg_call_id(m, &cid));
+    EXPECT_STR(cid, "c1@example.com");
+    EXPECT_TRUE(csip_msg_hdr_find(m, CSIP_HDR_CONTACT) == NULL);
+    EXPECT_TRUE(csip_msg_hdr_find(m, CSIP_HDR_FROM) != NULL);
+    csip_msg_free(m);
+    EXPECT_EQ(csip_txn_state_of(st), CSIP_TXN_COMPLETED);
+    EXPECT_OK(feed(l, req, &src, 120)); /* the 500 again */
+    ASSERT_EQ(C.nout, 4);
+    EXPECT_EQ(strncmp(C.out[3].data, "SIP/2.0 500", 11), 0);
+
+    /* a response passed instead takes the prepared one's place; with the
+     * request gone, it must still carry the request's Via and CSeq */
+    snprintf(req, sizeof req, "%s",
+             req_text("REGISTER", "SIP/2.0/UDP client.example.com:5090;branch=z9hG4bKpr3", "f", "",
+                      9, NULL));
+    EXPECT_OK(feed(l, req, &src, 200));
+    ASSERT_EQ(C.nreq, 3);
+    st = C.st[2];
+    csip_msg *keep = parse(req); /* the TU's own copy of the request */
+    ASSERT_OK(csip_response_for(csip_txn_request(st), 200, NULL, CSIP_STR("t3"), NULL, &ok));
+    EXPECT_OK(csip_txn_prepare(st, ok));
+    char other[2048];
+    snprintf(other, sizeof other, "%s",
+             req_text("REGISTER", "SIP/2.0/UDP client.example.com:5090;branch=z9hG4bKpr3", "f", "",
+                      10, NULL));
+    csip_msg *wrong_req = parse(other), *wrong;
+    ASSERT_OK(csip_response_for(wrong_req, 403, NULL, CSIP_STR("t3"), NULL, &wrong));
+    EXPECT_EQ(csip_txn_respond(st, wrong, 210), CSIP_ERR_INVALID_ARG); /* CSeq 10, not 9 */
+    csip_msg_free(wrong_req);
+    snprintf(other, sizeof other, "%s",
+             req_text("OPTIONS", "SIP/2.0/UDP client.example.com:5090;branch=z9hG4bKpr3", "f", "",
+                      9, NULL));
+    wrong_req = parse(other);
+    ASSERT_OK(csip_response_for(wrong_req, 403, NULL, CSIP_STR("t3"), NULL, &wrong));
+    EXPECT_EQ(csip_txn_respond(st, wrong, 210), CSIP_ERR_INVALID_ARG); /* another method */
+    csip_msg_free(wrong_req);
+    EXPECT_EQ(C.nout, 4);
+    csip_msg *r403;
+    ASSERT_OK(csip_response_for(keep, 403, NULL, CSIP_STR("t3"), NULL, &r403));
+    EXPECT_OK(csip_txn_respond(st, r403, 220));
+    ASSERT_EQ(C.nout, 5);
+    EXPECT_EQ(strncmp(C.out[4].data, "SIP/2.0 403", 11), 0);
+    EXPECT_EQ(csip_txn_send_prepared(st, 0, NULL, 230), CSIP_ERR_INVALID_ARG);
+    EXPECT_EQ(C.nout, 5);
+    csip_msg_free(keep);
+
+    /* refused: a provisional, an INVITE transaction, one that answered; the
+     * response is freed in every case (the leak checker sees it) */
+    snprintf(req, sizeof req, "%s",
+             req_text("REGISTER", "SIP/2.0/UDP client.example.com:5090;branch=z9hG4bKpr4", "f", "",
+                      1, NULL));
+    EXPECT_OK(feed(l, req, &src, 300));
+    ASSERT_EQ(C.nreq, 4);
+    st = C.st[3];
+    csip_msg *r;
+    ASSERT_OK(csip_response_for(csip_txn_request(st), 180, NULL, CSIP_STR_NULL, NULL, &r));
+    EXPECT_EQ(csip_txn_prepare(st, r), CSIP_ERR_INVALID_ARG);
+    EXPECT_TRUE(csip_txn_request(st) != NULL); /* nothing let go */
+    EXPECT_OK(respond(st, 100, 310));          /* Proceeding */
+    ASSERT_OK(csip_response_for(csip_txn_request(st), 200, NULL, CSIP_STR_NULL, NULL, &r));
+    EXPECT_EQ(csip_txn_prepare(st, r), CSIP_ERR_INVALID_ARG);
+    snprintf(req, sizeof req, "%s", req_text("INVITE", VIA1, "f", "", 1, NULL));
+    EXPECT_OK(feed(l, req, &src, 400));
+    ASSERT_EQ(C.nreq, 5);
+    ASSERT_OK(csip_response_for(csip_txn_request(C.st[4]), 486, NULL, CSIP_STR_NULL, NULL, &r));
+    EXPECT_EQ(csip_txn_prepare(C.st[4], r), CSIP_ERR_INVALID_ARG);
+    EXPECT_EQ(csip_txn_prepare(NULL, NULL), CSIP_ERR_INVALID_ARG);
+    EXPECT_EQ(csip_txn_send_prepared(NULL, 0, NULL, 0), CSIP_ERR_INVALID_ARG);
+    teardown(l);
+}
+
 static void test_rfc2543(void)
 {
     csip_txn_layer *l = setup(NULL);
@@ -1960,6 +2108,7 @@ int main(int argc, char **argv)
         CHECK_TEST(test_non_invite_server),
         CHECK_TEST(test_stateless_nomem),
         CHECK_TEST(test_drop_completed),
+        CHECK_TEST(test_prepared),
         CHECK_TEST(test_rfc2543),
         CHECK_TEST(test_malformed),
         CHECK_TEST(test_overload),

@@ -285,7 +285,8 @@ int csip_response_for(const csip_msg *req, int code, const char *reason, csip_st
                       const csip_mem *mem, csip_msg **outp)
 {
     *outp = NULL;
-    if (!req->is_request || code < 100 || code > 699 || req->method == CSIP_METHOD_ACK)
+    if (code < 100 || code > 699 || (req->is_request && req->method == CSIP_METHOD_ACK) ||
+        (!req->is_request && code == 100))
         return CSIP_ERR_INVALID_ARG;
     if (!reason)
         reason = csip_status_reason(code);
@@ -383,8 +384,9 @@ int csip_response_for(const csip_msg *req, int code, const char *reason, csip_st
     m->hdrs = hdrs;
     m->nhdrs = m->cap = nh;
     csip__msg_relink(m);
-    /* the Via and CSeq lines are the request's: csip_msg_answers() */
-    m->answers = req->serial;
+    /* the Via and CSeq lines are the request's (or those of the response
+     * to it they came from): csip__msg_answers() */
+    m->answers = req->is_request ? req->serial : req->answers;
     *outp = m;
     return 0;
 #undef COPIED

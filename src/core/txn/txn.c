@@ -416,10 +416,12 @@ static csip_str method_of(const csip_txn *t)
     return csip_msg_method_name(t->req);
 }
 
-/* A completed non-INVITE server transaction lets its request go (layer
- * option drop_completed_requests): matching needs the branch, the sent-by
- * and the method, retransmission the transport, port and rport of the top
- * Via; nothing else. Without memory it simply keeps the request. */
+/* A completed non-INVITE server transaction, or one whose final response
+ * is prepared, lets its request go (layer option drop_completed_requests):
+ * matching needs the branch, the sent-by and the method, retransmission the
+ * transport, port and rport of the top Via, a response the TU passes later
+ * the CSeq number; nothing else. Without memory it simply keeps the
+ * request. */
 static void compact(csip_txn *t)
 {
     const csip_txn_layer *l = t->layer;
@@ -427,6 +429,9 @@ static void compact(csip_txn *t)
         (t->flags & (TXF_2543 | TXF_COMPACT)) || !t->req)
         return;
     const csip_via *v = t->via;
+    const csip_cseq *q;
+    if (csip_msg_cseq(t->req, &q) != 0)
+        return; /* never: the layer took the request with a valid CSeq */
     csip_str m = csip_msg_method_name(t->req);
     size_t n = v->branch.len + v->host.len + v->transport.len + m.len;
     txn_compact *k = csip__malloc(l->mem, sizeof *k + n);
@@ -439,6 +444,7 @@ static void compact(csip_txn *t)
     k->via.has_rport = v->has_rport;
     k->via.rport_has_value = v->rport_has_value;
     k->via.rport = v->rport;
+    k->cseq = q->number;
     char *w = k->data;
 #define KEEP(dst, src)                                                                             \
     do {                                                                                           \
@@ -1386,14 +1392,18 @@ static bool response_matches(const csip_txn *st, const csip_msg *resp)
     if (csip__msg_answers(resp, st->req))
         return true;
     const csip_via *v;
-    const csip_cseq *q1, *q2;
-    if (csip_msg_via(resp, 0, &v) != 0 || csip_msg_cseq(resp, &q2) != 0 ||
-        csip_msg_cseq(st->req, &q1) != 0)
+    const csip_cseq *q2;
+    if (csip_msg_via(resp, 0, &v) != 0 || csip_msg_cseq(resp, &q2) != 0)
         return false;
     if (st->via->branch.p ? !csip_str_ieq(st->via->branch, v->branch)
                           : !csip_str_eq(st->via->raw, v->raw))
         return false;
-    return q1->number == q2->number && csip_str_eq(q1->method, q2->method);
+    if (st->flags & TXF_COMPACT) /* the request let go: what it kept */
+        return ((const txn_compact *)(const void *)st->ack)->cseq == q2->number &&
+               csip_str_eq(method_of(st), q2->method);
+    const csip_cseq *q1;
+    return csip_msg_cseq(st->req, &q1) == 0 && q1->number == q2->number &&
+           csip_str_eq(q1->method, q2->method);
 }
 
 /*
@@ -1560,6 +1570,7 @@ int csip_txn_prepare(csip_txn *st, csip_msg *resp)
         return rc; /* a response prepared before stays */
     set_out(st, buf, len);
     st->flags |= TXF_PREPARED;
+    compact(st);
     return 0;
 }
 
@@ -1577,13 +1588,40 @@ static int printed_status(const char *p, uint32_t len)
     return code;
 }
 
-int csip_txn_send_prepared(csip_txn *st, uint64_t now_ms)
+/* The prepared response with another status: the prepared one parsed, and
+ * its Via, From, To, Call-ID and CSeq lines copied (csip_response_for). */
+static int restate(csip_txn *st, int code, const char *reason)
 {
-    if (!st || !(st->flags & TXF_PREPARED) || st->state != CSIP_TXN_TRYING || st->layer->freeing)
+    csip_txn_layer *l = st->layer;
+    csip_msg *prep = NULL, *resp = NULL;
+    int rc = csip_msg_parse(st->out, st->out_len, &l->popts, &prep, NULL);
+    if (rc == 0)
+        rc = csip_response_for(prep, code, reason, CSIP_STR_NULL, l->mem, &resp);
+    csip_msg_free(prep);
+    char *buf = NULL;
+    uint32_t len = 0;
+    if (rc == 0)
+        rc = print_alloc(l->mem, resp, &buf, &len);
+    csip_msg_free(resp);
+    if (rc == 0)
+        set_out(st, buf, len);
+    return rc;
+}
+
+int csip_txn_send_prepared(csip_txn *st, int code, const char *reason, uint64_t now_ms)
+{
+    if (!st || !(st->flags & TXF_PREPARED) || st->state != CSIP_TXN_TRYING || st->layer->freeing ||
+        (code && (code < 200 || code > 699)))
         return CSIP_ERR_INVALID_ARG;
-    int code = printed_status(st->out, st->out_len);
-    if (code < 200)
-        return CSIP_ERR_INVALID_ARG; /* never: csip_txn_prepare printed a final */
+    if (code) {
+        int rc = restate(st, code, reason);
+        if (rc != 0)
+            return rc; /* nothing sent, the prepared response kept */
+    } else {
+        code = printed_status(st->out, st->out_len);
+        if (code < 200)
+            return CSIP_ERR_INVALID_ARG; /* never: csip_txn_prepare printed a final */
+    }
     return nist_send(st, code, now_ms);
 }
 

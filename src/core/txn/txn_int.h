@@ -59,6 +59,7 @@ enum { TM_RETRANS = 0, TM_END, TM_AUX, TM__COUNT };
 typedef struct txn_compact {
     csip_via via;    /* branch, host, transport: views into data; port, rport flags */
     csip_str method; /* view into data */
+    uint32_t cseq;   /* the CSeq number (a response the TU passes must carry it) */
     char data[];
 } txn_compact;
 
