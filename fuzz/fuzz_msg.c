@@ -454,10 +454,12 @@ static void build_responses(const csip_msg *m)
     csip_msg *resp = NULL;
     int rc = csip_response_for(m, 400, NULL, CSIP_STR_NULL, NULL, &resp);
     if (!csip_msg_is_request(m)) {
-        if (rc != CSIP_ERR_INVALID_ARG)
-            fail("csip_response_for accepted a response", rc, 0);
-        csip_msg_free(resp);
-        return;
+        /* from a response to the request: another final one, never a 100 */
+        csip_msg *r100 = NULL;
+        int rc100 = csip_response_for(m, 100, NULL, CSIP_STR_NULL, NULL, &r100);
+        if (rc100 != CSIP_ERR_INVALID_ARG)
+            fail("csip_response_for made a 100 from a response", rc100, 0);
+        csip_msg_free(r100);
     }
     if (rc == 0) {
         if (resp == NULL)

@@ -12,6 +12,10 @@
  *   control & 0x40  the bytes are a request for csip_txn_client_new() rather
  *                   than a received message
  *   control & 0x80  another source port
+ * A non-INVITE final is prepared (csip_txn_prepare) rather than sent when
+ * the message length has bit 2 set, and sent before the next record
+ * (csip_txn_send_prepared: as prepared, or a 500 in its place when bit 3 is
+ * set). The first byte's low bit turns on drop_completed_requests.
  * At the end the clock runs until no timer is left, and the layer is freed.
  *
  * Properties (abort() when violated): recv returns 0 or NOMEM; after
@@ -42,10 +46,13 @@ typedef struct fz {
     size_t len;
     uint64_t now;
     long finals; /* final responses delivered to client transactions, minus their ends */
+    csip_txn *prepared[64]; /* server transactions holding a prepared final */
+    size_t n_prepared;
 } fz;
 
 #define ANSWERED 1u        /* server: a final response was taken */
 #define PROVISIONAL 0x100u /* client: a provisional response came */
+#define PREPARED 2u        /* server: a final response prepared, not sent yet */
 
 static int fz_send(csip_txn_layer *l, const csip_addr *dst, const void *data, size_t len, void *ud)
 {
@@ -78,6 +85,18 @@ static void fz_request(csip_txn_layer *l, csip_txn *st, const csip_msg *req, con
     csip_msg *resp = NULL;
     if (csip_response_for(req, code, NULL, CSIP_STR("fz"), NULL, &resp) != 0)
         return;
+    if (code >= 200 && (f->len & 4) && csip_msg_method(req) != CSIP_METHOD_INVITE &&
+        f->n_prepared < sizeof f->prepared / sizeof f->prepared[0]) {
+        int rc = csip_txn_prepare(st, resp);
+        if (rc == 0) {
+            f->prepared[f->n_prepared++] = st;
+            csip_txn_set_user_data(st, (void *)PREPARED);
+            return;
+        }
+        if (rc != CSIP_ERR_NOMEM)
+            fail("csip_txn_prepare", rc, code);
+        return;
+    }
     int rc = csip_txn_respond(st, resp, f->now);
     if (rc != 0 && rc != CSIP_ERR_NOMEM && rc != CSIP_ERR_INVALID_ARG)
         fail("csip_txn_respond", rc, code);
@@ -149,6 +168,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     csip_txn_opts opts;
     memset(&opts, 0, sizeof opts);
     opts.max_txns = 64;
+    opts.drop_completed_requests = size > 0 && (data[0] & 1);
     csip_txn_callbacks cb = {fz_send, fz_request, fz_response, NULL, fz_terminated};
     csip_txn_layer *l = NULL;
     if (csip_txn_layer_new(&opts, &cb, &f, &l) != 0)
@@ -164,6 +184,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const uint8_t *msg = data + pos;
         pos += len;
 
+        /* what the TU prepared goes now: a prepared transaction is still in
+         * Trying, whatever came (retransmissions are absorbed) */
+        for (size_t i = 0; i < f.n_prepared; i++) {
+            csip_txn *st = f.prepared[i];
+            if (csip_txn_state_of(st) != CSIP_TXN_TRYING)
+                fail("a prepared transaction left Trying", (long)csip_txn_state_of(st), 0);
+            int code = (f.len & 8) ? 500 : 0;
+            int rc = csip_txn_send_prepared(st, code, NULL, f.now);
+            if (rc != 0 && !(rc == CSIP_ERR_NOMEM && code))
+                fail("csip_txn_send_prepared", rc, code);
+            if (rc == 0) {
+                csip_txn_state s = csip_txn_state_of(st);
+                if (s != CSIP_TXN_COMPLETED && s != CSIP_TXN_TERMINATED)
+                    fail("state after csip_txn_send_prepared", (long)s, code);
+                csip_txn_set_user_data(st, (void *)ANSWERED);
+                if (csip_txn_send_prepared(st, 0, NULL, f.now) != CSIP_ERR_INVALID_ARG)
+                    fail("a prepared response sent twice", 0, 0);
+            }
+        }
+        f.n_prepared = 0;
         f.now += steps[(c >> 2) & 7];
         run_timers(l, f.now);
         f.answer = (c & 0x20) != 0;

@@ -61,7 +61,7 @@ typedef struct server {
     /* their transactions described for the log (info level): the requests
      * of prepared answers are gone by the group's end */
     char group_desc[GROUP_MAX + CHALLENGES_HELD][DESC_MAX];
-    size_t n_group; /* held responses */
+    size_t n_group;                          /* held responses */
     size_t n_challenges;                     /* of which challenges */
     const char *aliases[MAX_ALIASES + 1];
     char alias_buf[MAX_ALIASES][256];

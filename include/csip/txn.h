@@ -296,8 +296,7 @@ CSIP_EXTERN int csip_txn_prepare(csip_txn *st, csip_msg *resp);
  *         freed, code not 0 or 200..699); CSIP_ERR_NOMEM (nothing sent, the
  *         prepared response kept).
  */
-CSIP_EXTERN int csip_txn_send_prepared(csip_txn *st, int code, const char *reason,
-                                       uint64_t now_ms);
+CSIP_EXTERN int csip_txn_send_prepared(csip_txn *st, int code, const char *reason, uint64_t now_ms);
 
 /**
  * The TU gives up on a client transaction (the user hung up, a CANCEL was
