@@ -462,16 +462,16 @@ static size_t key_bucket(const csip_auth_server *s, const uint8_t *key)
     return (size_t)(h ^ (h >> 32)) & (s->nbuckets - 1);
 }
 
-static replay_entry *replay_find(csip_auth_server *s, const uint8_t *key)
+static replay_entry *replay_find(csip_auth_server *s, const uint8_t *key, size_t bucket)
 {
-    for (uint32_t i = s->buckets[key_bucket(s, key)]; i != NIL; i = s->ents[i].next)
+    for (uint32_t i = s->buckets[bucket]; i != NIL; i = s->ents[i].next)
         if (memcmp(s->ents[i].key, key, 16) == 0)
             return &s->ents[i];
     return NULL;
 }
 
 static void replay_insert(csip_auth_server *s, const uint8_t *key, uint64_t ts, uint32_t nc,
-                          uint64_t now_s)
+                          uint64_t now_s, size_t b)
 {
     size_t idx;
     if (s->count == s->slots) {
@@ -497,7 +497,6 @@ static void replay_insert(csip_auth_server *s, const uint8_t *key, uint64_t ts, 
     memcpy(e->key, key, 16);
     e->ts = ts;
     e->nc = nc;
-    size_t b = key_bucket(s, key);
     e->next = s->buckets[b];
     s->buckets[b] = (uint32_t)idx;
 }
@@ -567,6 +566,14 @@ csip_auth_result csip_auth_server_verify(csip_auth_server *s, const csip_auth *c
     if (!ct_equal(mac, raw + 16, 16))
         return CSIP_AUTH_BAD_NONCE;
     uint64_t ts = get_u64(raw), now_s = now_ms / 1000;
+    /* The replay table is read at the end, after the user's lookup and the
+     * digests: its bucket (and, when the ring is full, the bucket of the
+     * entry an insert would evict) are fetched now, so that the cache misses
+     * of a table of tens of thousands of nonces overlap that work. */
+    size_t rb = key_bucket(s, raw);
+    csip_prefetch(&s->buckets[rb]);
+    if (s->count == s->slots)
+        csip_prefetch(&s->buckets[key_bucket(s, s->ents[s->head].key)]);
 
     /* parameters */
     if (!cred->username.p || !cred->uri.p || !cred->response.p ||
@@ -605,6 +612,8 @@ csip_auth_result csip_auth_server_verify(csip_auth_server *s, const csip_auth *c
     if (rc != 0)
         return CSIP_AUTH_INTERNAL_ERROR;
     ha1[CSIP_AUTH_HEX_MAX - 1] = '\0';
+    if (s->buckets[rb] != NIL) /* the first entry of the nonce's chain, likewise */
+        csip_prefetch(&s->ents[s->buckets[rb]]);
     csip_auth_digest d = {alg, {ha1, strlen(ha1)}, nonce, cnonce, cred->nc, qop};
     if (!qop.p)
         d.nc = CSIP_STR_NULL;
@@ -621,7 +630,7 @@ csip_auth_result csip_auth_server_verify(csip_auth_server *s, const csip_auth *c
     if (ts > now_s + 1 || (ts < now_s && now_s - ts >= s->lifetime))
         return CSIP_AUTH_STALE;
 
-    replay_entry *e = replay_find(s, raw);
+    replay_entry *e = replay_find(s, raw, rb);
     if (e) {
         if (nc == NC_NO_QOP || e->nc == NC_NO_QOP || nc <= e->nc)
             return CSIP_AUTH_REPLAY;
@@ -630,7 +639,7 @@ csip_auth_result csip_auth_server_verify(csip_auth_server *s, const csip_auth *c
     }
     if (s->evicted_live && ts <= s->evicted_ts)
         return CSIP_AUTH_STALE; /* its history was evicted: make the client take a new nonce */
-    replay_insert(s, raw, ts, nc, now_s);
+    replay_insert(s, raw, ts, nc, now_s, rb);
     return CSIP_AUTH_OK;
 }
 

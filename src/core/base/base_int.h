@@ -16,9 +16,12 @@
 #if defined(__GNUC__)
 #define csip_likely(x) __builtin_expect(!!(x), 1)
 #define csip_unlikely(x) __builtin_expect(!!(x), 0)
+/* Asks for the cache line of p ahead of its use (no effect on meaning). */
+#define csip_prefetch(p) __builtin_prefetch(p)
 #else
 #define csip_likely(x) (x)
 #define csip_unlikely(x) (x)
+#define csip_prefetch(p) ((void)(p))
 #endif
 
 /* Allocation through a csip_mem (NULL = libc). */
