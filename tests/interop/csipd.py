@@ -30,6 +30,9 @@ Cases:
   challenge_with_group          a 401 given while a group commit is open leaves with it
   commit_failure                the database cannot grow: 500s that answer the REGISTERs,
                                 nothing of them served, csipd goes on
+  busy_peer                     a peer with much traffic gets a connected socket on csipd's
+                                port; responses still from that port; others, a peer that
+                                comes back, a second csipd on the port
 
 Prints "1 passed, 0 failed" or the reason of the failure (exit status 1).
 """
@@ -970,6 +973,94 @@ def case_commit_failure(run, limit=256 * 1024):
         check(got == [want], "%s: bindings %s, want [%s]" % (ua_ok.aor, got, want))
     expect_alive(run, srv)
     peer.close()
+    stop_csipd(run, srv)
+
+# ---------------------------------------------------------------------------
+# Case: a busy peer gets a connected socket of its own
+
+
+def udp_sockets_on(port):
+    """[(local (ip, port), remote (ip, port))] of the IPv4 UDP sockets bound to port."""
+    out = []
+    with open("/proc/net/udp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            lip, lport = fields[1].split(":")
+            rip, rport = fields[2].split(":")
+            if int(lport, 16) != port:
+                continue
+
+            def ip(h):
+                return socket.inet_ntoa(struct.pack("<I", int(h, 16)))
+            out.append(((ip(lip), int(lport, 16)), (ip(rip), int(rport, 16))))
+    return out
+
+
+def case_busy_peer(run):
+    """A peer that takes much of the traffic (40 REGISTERs answered in one
+    group) gets a UDP socket of csipd's own, connected to it on csipd's port:
+    its responses still come from that port (RFC 3581), its next requests are
+    read there, other peers are served by the listener as before, a peer that
+    went away and came back on the same port is served again, and a second
+    csipd still cannot bind the port."""
+    port = free_port()
+    db = run.path("db/csipd.db")
+    opts = ["--db", db, "--auth", "off", "--group-commit", "200"]
+    srv = start_csipd(run, "csipd", opts, listen=("udp:127.0.0.1:%d" % port,))
+    rc, out, err = csipd_cli(run, ["--db", run.path("db2/csipd.db"), "--auth", "off",
+                                   "-l", "udp:127.0.0.1:%d" % port], [], seconds=30)
+    check(rc != 0, "a second csipd on udp port %d started (exit %d)" % (port, rc))
+    print("a second csipd on the same port: exit %d: %s" %
+          (rc, (err or out).strip().splitlines()[-1] if (err or out).strip() else ""))
+
+    def burst(peer, n, tag):
+        """n REGISTERs sent at once; every 200 must come from csipd's port."""
+        waits = {}
+        for i in range(n):
+            ua = Ua(peer, "%s%02d" % (tag, i))
+            data, br = ua.request("REGISTER", ["Contact: <sip:%s%02d@127.0.0.1:%d>" %
+                                               (tag, i, peer.addr[1]), "Expires: 600"])
+            peer.sock.sendto(data, peer.server)
+            waits[br] = data
+        got, deadline = {}, time.time() + 10
+        while len(got) < n and time.time() < deadline:
+            r, _, _ = select.select([peer.sock], [], [], max(0.0, deadline - time.time()))
+            if not r:
+                continue
+            data, frm = peer.sock.recvfrom(65535)
+            msg = Msg(data)
+            if msg.branch() in waits and msg.status and msg.status >= 200:
+                check(msg.status == 200, "%s: %s" % (tag, msg.start))
+                check(frm == ("127.0.0.1", port), "a response from %s, not from csipd's port %d"
+                      % (frm, port))
+                got[msg.branch()] = msg
+        check(len(got) == n, "%s: %d of %d REGISTERs answered" % (tag, len(got), n))
+
+    a = Peer(srv.csip_udp)
+    burst(a, 40, "a")
+    socks = udp_sockets_on(port)
+    print("sockets on port %d after the burst: %s" % (port, socks))
+    check(any(r == a.addr for _, r in socks),
+          "no socket on csipd's port connected to the busy peer %s: %s" % (a.addr, socks))
+    check(len(socks) == 2, "want the listener and one connected socket: %s" % socks)
+    burst(a, 5, "a2")      # now read on the connected socket
+    b = Peer(srv.csip_udp)
+    burst(b, 3, "b")       # another peer: the listener
+    # The busy peer goes away (its port unreachable for a moment: an ICMP
+    # error on the connected socket) and comes back on the same port.
+    aport = a.addr[1]
+    ua = Ua(a, "gone")
+    data, _ = ua.request("REGISTER", ["Contact: <sip:gone@127.0.0.1:%d>" % aport])
+    a.sock.sendto(data, a.server)
+    a.close()
+    time.sleep(0.5)  # its 200 meets a closed port
+    a = Peer(srv.csip_udp, port=aport)
+    burst(a, 20, "a3")
+    burst(b, 3, "b2")
+    expect_alive(run, srv)
+    a.close()
+    b.close()
     stop_csipd(run, srv)
 
 # ---------------------------------------------------------------------------

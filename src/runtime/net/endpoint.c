@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
 
 /* ------------------------------------------------------------------------- */
 /* Addresses */
@@ -148,12 +149,9 @@ static void close_handle(csip_endpoint *ep, uv_handle_t *h)
 /* The socket is readable: datagrams are read NET_MMSG at a time until a
  * read comes back short (the socket was drained a moment ago; what arrives
  * later makes it readable again), at most NET_MMSG_ROUNDS times. */
-static void udp_readable(uv_poll_t *h, int status, int events)
+static void udp_drain(net_listener *l, int fd)
 {
-    net_listener *l = h->data;
     csip_endpoint *ep = l->ep;
-    if (status < 0 || !(events & UV_READABLE))
-        return;
     struct mmsghdr mm[NET_MMSG];
     struct iovec iov[NET_MMSG];
     struct sockaddr_storage ss[NET_MMSG];
@@ -169,7 +167,7 @@ static void udp_readable(uv_poll_t *h, int status, int events)
         }
         int n;
         do
-            n = recvmmsg(l->rfd, mm, NET_MMSG, MSG_DONTWAIT, NULL);
+            n = recvmmsg(fd, mm, NET_MMSG, MSG_DONTWAIT, NULL);
         while (n < 0 && errno == EINTR);
         if (n <= 0)
             return; /* EAGAIN: drained; other errors (ICMP) concern no datagram */
@@ -184,6 +182,114 @@ static void udp_readable(uv_poll_t *h, int status, int events)
         if ((unsigned)n < NET_MMSG)
             return;
     }
+}
+
+static void udp_readable(uv_poll_t *h, int status, int events)
+{
+    net_listener *l = h->data;
+    if (status < 0 || !(events & UV_READABLE))
+        return;
+    udp_drain(l, l->rfd);
+}
+
+/* ---- connected sockets of busy peers (net_int.h, NET_PEERS) ---- */
+
+static void peer_close(csip_endpoint *ep, size_t k);
+
+static void peer_readable(uv_poll_t *h, int status, int events)
+{
+    udp_peer *p = h->data;
+    if (status < 0) {
+        /* An error on the connected socket (the peer's port was unreachable
+         * a moment: ICMP), for which libuv stopped polling it: cleared, and
+         * polling goes on; the datagrams behind it are read as usual. */
+        int err = 0;
+        socklen_t len = sizeof err;
+        (void)getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        if (uv_poll_start(&p->poll, UV_READABLE, peer_readable) != 0) {
+            for (size_t k = 0; k < p->ep->n_peers; k++)
+                if (p->ep->peers[k] == p) {
+                    peer_close(p->ep, k);
+                    return;
+                }
+        }
+        events = UV_READABLE;
+    }
+    if (events & UV_READABLE)
+        udp_drain(p->l, p->fd);
+}
+
+static void peer_closed(uv_handle_t *h)
+{
+    udp_peer *p = h->data;
+    csip_endpoint *ep = p->ep;
+    close(p->fd);
+    csip__free(ep->mem, p);
+    csip__net_handle_closed(ep);
+}
+
+/* Closes peer socket k: the peer's datagrams go to the listener again. */
+static void peer_close(csip_endpoint *ep, size_t k)
+{
+    udp_peer *p = ep->peers[k];
+    ep->peers[k] = ep->peers[--ep->n_peers];
+    ep->peers[ep->n_peers] = NULL;
+    uv_close((uv_handle_t *)&p->poll, peer_closed);
+}
+
+static bool same_dest(const struct mmsghdr *m, const struct sockaddr_storage *ss, socklen_t len)
+{
+    return m->msg_hdr.msg_namelen == len && memcmp(m->msg_hdr.msg_name, ss, len) == 0;
+}
+
+static udp_peer *peer_find(csip_endpoint *ep, const net_listener *l, const struct mmsghdr *m)
+{
+    for (size_t k = 0; k < ep->n_peers; k++)
+        if (ep->peers[k]->l == l && same_dest(m, &ep->peers[k]->ss, ep->peers[k]->sslen))
+            return ep->peers[k];
+    return NULL;
+}
+
+/* A socket on l's address and port, connected to the destination of m. */
+static udp_peer *peer_open(csip_endpoint *ep, net_listener *l, const struct mmsghdr *m)
+{
+    if (!l->reuseport || ep->n_peers == NET_PEERS)
+        return NULL;
+    udp_peer *p = csip__malloc(ep->mem, sizeof *p);
+    if (!p)
+        return NULL;
+    memset(p, 0, sizeof *p);
+    p->ep = ep;
+    p->l = l;
+    p->sslen = m->msg_hdr.msg_namelen;
+    memcpy(&p->ss, m->msg_hdr.msg_name, p->sslen);
+    p->last_ms = uv_now(ep->loop);
+    struct sockaddr_storage local;
+    csip__net_to_sockaddr(&l->local, &local);
+    int v6 = l->local.family == 6, one = 1, buf = (int)ep->udp_buffer;
+    p->fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (p->fd < 0 || setsockopt(p->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+        (v6 && setsockopt(p->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) ||
+        bind(p->fd, (const struct sockaddr *)&local,
+             v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in)) != 0 ||
+        connect(p->fd, (const struct sockaddr *)&p->ss, p->sslen) != 0 ||
+        uv_poll_init_socket(ep->loop, &p->poll, p->fd) != 0) {
+        if (p->fd >= 0)
+            close(p->fd);
+        csip__free(ep->mem, p);
+        return NULL;
+    }
+    /* best effort, as the listener's */
+    (void)setsockopt(p->fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
+    (void)setsockopt(p->fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
+    ep->handles++;
+    p->poll.data = p;
+    ep->peers[ep->n_peers++] = p;
+    if (uv_poll_start(&p->poll, UV_READABLE, peer_readable) != 0) {
+        peer_close(ep, ep->n_peers - 1);
+        return NULL;
+    }
+    return p;
 }
 
 typedef struct udp_req {
@@ -252,13 +358,64 @@ static void udp_failed(csip_endpoint *ep, const csip_addr *dst, const void *data
     csip__net_fail_later(ep, o);
 }
 
-/* Sends what the batch holds: sendmmsg() per run of datagrams on one socket;
- * what would block goes to libuv's queue. */
+/* Sends datagrams idx[0..n) of the batch, in order, on fd: the listener l's
+ * socket, or peer's (connected: no address given). What would block goes to
+ * l's libuv queue. @return how many a failing peer socket left unsent (the
+ * caller sends them through the listener). */
+static size_t udp_send_some(csip_endpoint *ep, net_listener *l, int fd, const udp_peer *peer,
+                            const uint16_t *idx, size_t n)
+{
+    udp_batch *b = ep->batch;
+    struct mmsghdr mm[NET_BATCH];
+    for (size_t k = 0; k < n; k++) {
+        mm[k] = b->mm[idx[k]];
+        if (peer) {
+            mm[k].msg_hdr.msg_name = NULL;
+            mm[k].msg_hdr.msg_namelen = 0;
+        }
+    }
+    size_t i = 0;
+    while (i < n) {
+        int sent = -1;
+        /* datagrams queued by libuv go first, in order, after them */
+        if (fd >= 0 && uv_udp_get_send_queue_count(&l->u.udp) == 0) {
+            do
+                sent = sendmmsg(fd, mm + i, (unsigned)(n - i), MSG_DONTWAIT);
+            while (sent < 0 && errno == EINTR);
+        }
+        if (sent > 0) {
+            i += (size_t)sent;
+            continue;
+        }
+        int err = sent < 0 ? errno : EAGAIN;
+        bool would_block = err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS;
+        if (peer && fd >= 0 && !would_block)
+            return n - i; /* an ICMP error reported on the peer's socket, … */
+        if (fd < 0 || would_block) {
+            for (; i < n; i++) {
+                size_t x = idx[i];
+                if (udp_queue(ep, l, &b->ss[x], b->iov[x].iov_base, b->iov[x].iov_len) != 0)
+                    udp_failed(ep, &b->dst[x], b->iov[x].iov_base, b->iov[x].iov_len, ENOMEM);
+            }
+        } else {
+            /* the first datagram was refused (unreachable, too large …) */
+            size_t x = idx[i++];
+            udp_failed(ep, &b->dst[x], b->iov[x].iov_base, b->iov[x].iov_len, err);
+        }
+    }
+    return 0;
+}
+
+/* Sends what the batch holds: per listener, the datagrams to each busy peer
+ * on its connected socket, the others on the listener's, one sendmmsg() each
+ * (a destination's datagrams stay in order); what would block goes to
+ * libuv's queue. */
 static void udp_flush(csip_endpoint *ep)
 {
     udp_batch *b = ep->batch;
     if (!b || b->n == 0)
         return;
+    uint64_t now = uv_now(ep->loop);
     size_t i = 0;
     while (i < b->n) {
         net_listener *l = b->ls[i];
@@ -268,30 +425,51 @@ static void udp_flush(csip_endpoint *ep)
         int fd = -1;
         if (uv_fileno((uv_handle_t *)&l->u.udp, &fd) != 0)
             fd = -1;
-        while (i < j) {
-            int sent = -1;
-            /* datagrams queued by libuv go first, in order, after them */
-            if (fd >= 0 && uv_udp_get_send_queue_count(&l->u.udp) == 0) {
-                do
-                    sent = sendmmsg(fd, b->mm + i, (unsigned)(j - i), MSG_DONTWAIT);
-                while (sent < 0 && errno == EINTR);
+        /* a destination that takes much of this batch gets a socket of its own */
+        if (!ep->freeing && l->reuseport && !peer_find(ep, l, &b->mm[i])) {
+            size_t same = 0;
+            for (size_t k = i; k < j; k++)
+                same += same_dest(&b->mm[k], b->mm[i].msg_hdr.msg_name,
+                                  b->mm[i].msg_hdr.msg_namelen);
+            if (same >= NET_PEER_HOT)
+                (void)peer_open(ep, l, &b->mm[i]);
+        }
+        uint16_t rest[NET_BATCH], mine[NET_BATCH];
+        size_t nr = 0;
+        for (size_t k = i; k < j; k++)
+            rest[nr++] = (uint16_t)k;
+        for (size_t q = 0; q < ep->n_peers && nr;) {
+            udp_peer *p = ep->peers[q];
+            size_t nm = 0, keep = 0;
+            for (size_t k = 0; k < nr; k++) {
+                if (p->l == l && same_dest(&b->mm[rest[k]], &p->ss, p->sslen))
+                    mine[nm++] = rest[k];
+                else
+                    rest[keep++] = rest[k];
             }
-            if (sent > 0) {
-                i += (size_t)sent;
+            nr = keep;
+            if (!nm) {
+                q++;
                 continue;
             }
-            int err = sent < 0 ? errno : EAGAIN;
-            if (fd < 0 || err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) {
-                for (; i < j; i++)
-                    if (udp_queue(ep, l, &b->ss[i], b->iov[i].iov_base, b->iov[i].iov_len) != 0)
-                        udp_failed(ep, &b->dst[i], b->iov[i].iov_base, b->iov[i].iov_len,
-                                   ENOMEM);
+            p->last_ms = now;
+            size_t left = udp_send_some(ep, l, p->fd, p, mine, nm);
+            if (left) {
+                peer_close(ep, q); /* q now holds another peer */
+                (void)udp_send_some(ep, l, fd, NULL, mine + nm - left, left);
             } else {
-                /* the first datagram was refused (unreachable, too large …) */
-                udp_failed(ep, &b->dst[i], b->iov[i].iov_base, b->iov[i].iov_len, err);
-                i++;
+                q++;
             }
         }
+        if (nr)
+            (void)udp_send_some(ep, l, fd, NULL, rest, nr);
+        i = j;
+    }
+    for (size_t q = 0; q < ep->n_peers;) {
+        if (now - ep->peers[q]->last_ms > NET_PEER_IDLE_MS)
+            peer_close(ep, q);
+        else
+            q++;
     }
     b->n = 0;
     b->bytes = 0;
@@ -590,6 +768,12 @@ static int open_listener(csip_endpoint *ep, net_listener *l, const csip_addr *a)
         l->u.h.data = l;
         r = uv_udp_bind(&l->u.udp, sa, a->family == 6 ? UV_UDP_IPV6ONLY : 0);
         if (r == 0) {
+            /* after the bind, which failed if the port was taken: from now on
+             * our own connected sockets of busy peers may share it */
+            uv_os_fd_t lfd;
+            int one = 1;
+            l->reuseport = uv_fileno(&l->u.h, &lfd) == 0 &&
+                           setsockopt(lfd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) == 0;
             /* best effort: the kernel caps the sizes at its maxima */
             int rb = (int)ep->udp_buffer, sb = (int)ep->udp_buffer;
             (void)uv_recv_buffer_size((uv_handle_t *)&l->u.udp, &rb);
@@ -768,6 +952,8 @@ void csip_endpoint_free(csip_endpoint *ep)
     ep->failed_tail = NULL;
     for (net_conn *c = ep->conns; c; c = c->next)
         csip__net_conn_close(c, 0, NULL);
+    while (ep->n_peers)
+        peer_close(ep, ep->n_peers - 1);
     for (size_t i = 0; i < ep->n_ls; i++) {
         net_listener *l = &ep->ls[i];
         if (l->rpoll_init)

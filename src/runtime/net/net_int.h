@@ -46,6 +46,19 @@
  * NET_BATCH_BYTES octets, a fuller batch leaves at once. */
 #define NET_BATCH 64u
 #define NET_BATCH_BYTES (256u * 1024u)
+/* A peer that takes much of the UDP traffic (an edge proxy, an SBC, a load
+ * generator) gets a socket of its own: bound to the listener's address and
+ * port (SO_REUSEPORT, set on the listener only after its own bind, so that
+ * binding a port in use still fails) and connected to the peer. Its sends
+ * skip the kernel's route lookup per datagram, and a response still leaves
+ * from where the request came in (RFC 3581 §4); the peer's datagrams arrive
+ * on it (a connected socket wins the kernel's lookup) and are read as the
+ * listener's are. A destination of NET_PEER_HOT datagrams in one batch gets
+ * one, NET_PEERS at most; one unused for NET_PEER_IDLE_MS, or whose send
+ * failed, is closed. */
+#define NET_PEERS 8u
+#define NET_PEER_HOT 16u
+#define NET_PEER_IDLE_MS 60000u
 
 /* A message waiting for its connection (connect, TLS handshake), or one that
  * a failed connection could not send (then handled from the prepare callback:
@@ -113,8 +126,19 @@ typedef struct net_listener {
     uv_poll_t rpoll;
     int rfd;         /* the dup(), -1 when none */
     bool rpoll_init; /* rpoll was initialised (must be closed) */
+    bool reuseport;  /* SO_REUSEPORT set after the bind: peers may share the port */
     csip_addr local;
 } net_listener;
+
+typedef struct udp_peer {
+    csip_endpoint *ep;
+    net_listener *l;
+    uv_poll_t poll;
+    int fd;
+    socklen_t sslen;
+    struct sockaddr_storage ss; /* the peer, as the batch writes it */
+    uint64_t last_ms;           /* loop time of its last send */
+} udp_peer;
 
 struct csip_endpoint {
     uv_loop_t *loop;
@@ -130,6 +154,8 @@ struct csip_endpoint {
 
     net_listener *ls;
     size_t n_ls;
+    udp_peer *peers[NET_PEERS]; /* connected UDP sockets of busy peers */
+    size_t n_peers;
 
     net_conn *conns; /* every connection, CLOSING ones included */
     size_t n_conns;
