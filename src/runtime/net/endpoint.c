@@ -8,10 +8,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <unistd.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <netinet/in.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------------- */
 /* Addresses */
@@ -429,8 +429,8 @@ static void udp_flush(csip_endpoint *ep)
         if (!ep->freeing && l->reuseport && !peer_find(ep, l, &b->mm[i])) {
             size_t same = 0;
             for (size_t k = i; k < j; k++)
-                same += same_dest(&b->mm[k], b->mm[i].msg_hdr.msg_name,
-                                  b->mm[i].msg_hdr.msg_namelen);
+                same +=
+                    same_dest(&b->mm[k], b->mm[i].msg_hdr.msg_name, b->mm[i].msg_hdr.msg_namelen);
             if (same >= NET_PEER_HOT)
                 (void)peer_open(ep, l, &b->mm[i]);
         }
