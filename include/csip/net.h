@@ -38,7 +38,10 @@ typedef struct csip_endpoint csip_endpoint;
 /** Endpoint options; zeroed fields mean the defaults. */
 typedef struct csip_endpoint_opts {
     /** NULL-terminated listen specs: "udp:127.0.0.1:5060", "tcp:[::1]:5060",
-     *  "tls:0.0.0.0:5061" (port 0 = any free port; see csip_endpoint_local()). */
+     *  "tls:0.0.0.0:5061" (port 0 = any free port; see csip_endpoint_local()).
+     *  A UDP listener sets SO_REUSEPORT once bound (a port in use still fails
+     *  the bind): a peer that takes much of the traffic gets a socket of the
+     *  endpoint's own on the same port, connected to it. */
     const char *const *listen;
     const char *tls_cert_file; /**< PEM certificate chain (needed to listen on TLS) */
     const char *tls_key_file;
