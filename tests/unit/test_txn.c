@@ -715,6 +715,22 @@ static void test_drop_completed(void)
     teardown(l);
 }
 
+/* A REGISTER with branch z9hG4bK<br> and CSeq number cseq, received at now
+ * (its text left in req, 2048 octets): its server transaction. */
+static csip_txn *register_in(csip_txn_layer *l, char *req, const char *br, unsigned cseq,
+                             uint64_t now)
+{
+    static const csip_addr src = {.family = 4, .ip = {192, 0, 2, 9}, .port = 33333,
+                                  .transport = CSIP_TP_UDP};
+    char via[128];
+    snprintf(via, sizeof via, "SIP/2.0/UDP client.example.com:5090;branch=z9hG4bK%s;rport", br);
+    snprintf(req, 2048, "%s", req_text("REGISTER", via, "f", "", cseq, NULL));
+    int n = C.nreq;
+    if (feed(l, req, &src, now) != 0 || C.nreq != n + 1)
+        abort();
+    return C.st[n];
+}
+
 /* A response prepared while the TU waits (csip_txn_prepare): nothing leaves
  * until csip_txn_send_prepared(), the request is let go at once
  * (drop_completed_requests), and the response can still be replaced by one
@@ -725,12 +741,7 @@ static void test_prepared(void)
     csip_txn_layer *l = setup(&o);
     csip_addr src = addr("192.0.2.9", 33333, CSIP_TP_UDP);
     char req[2048];
-    snprintf(req, sizeof req, "%s",
-             req_text("REGISTER", "SIP/2.0/UDP client.example.com:5090;branch=z9hG4bKpr1;rport",
-                      "f", "", 7, NULL));
-    EXPECT_OK(feed(l, req, &src, 0));
-    ASSERT_EQ(C.nreq, 1);
-    csip_txn *st = C.st[0];
+    csip_txn *st = register_in(l, req, "pr1", 7, 0);
     csip_msg *ok;
     ASSERT_OK(csip_response_for(csip_txn_request(st), 200, NULL, CSIP_STR("srv"), NULL, &ok));
     ASSERT_OK(csip_msg_hdr_add(ok, CSIP_HDR_CONTACT, CSIP_STR("<sip:a@192.0.2.9>"), false));
@@ -765,12 +776,7 @@ static void test_prepared(void)
     /* the TU's answer falls through while it waits: a 500 in its place, with
      * the prepared response's Via, From, To (its tag), Call-ID and CSeq, and
      * nothing else */
-    snprintf(req, sizeof req, "%s",
-             req_text("REGISTER", "SIP/2.0/UDP client.example.com:5090;branch=z9hG4bKpr2", "f", "",
-                      8, NULL));
-    EXPECT_OK(feed(l, req, &src, 100));
-    ASSERT_EQ(C.nreq, 2);
-    st = C.st[1];
+    st = register_in(l, req, "pr2", 8, 100);
     ASSERT_OK(csip_response_for(csip_txn_request(st), 200, NULL, CSIP_STR("t2"), NULL, &ok));
     ASSERT_OK(csip_msg_hdr_add(ok, CSIP_HDR_CONTACT, CSIP_STR("<sip:a@192.0.2.9>"), false));
     EXPECT_OK(csip_txn_prepare(st, ok));
@@ -804,19 +810,14 @@ static void test_prepared(void)
 
     /* a response passed instead takes the prepared one's place; with the
      * request gone, it must still carry the request's Via and CSeq */
-    snprintf(req, sizeof req, "%s",
-             req_text("REGISTER", "SIP/2.0/UDP client.example.com:5090;branch=z9hG4bKpr3", "f", "",
-                      9, NULL));
-    EXPECT_OK(feed(l, req, &src, 200));
-    ASSERT_EQ(C.nreq, 3);
-    st = C.st[2];
+    st = register_in(l, req, "pr3", 9, 200);
     csip_msg *keep = parse(req); /* the TU's own copy of the request */
     ASSERT_OK(csip_response_for(csip_txn_request(st), 200, NULL, CSIP_STR("t3"), NULL, &ok));
     EXPECT_OK(csip_txn_prepare(st, ok));
     char other[2048];
     snprintf(other, sizeof other, "%s",
-             req_text("REGISTER", "SIP/2.0/UDP client.example.com:5090;branch=z9hG4bKpr3", "f", "",
-                      10, NULL));
+             req_text("REGISTER", "SIP/2.0/UDP client.example.com:5090;branch=z9hG4bKpr3;rport",
+                      "f", "", 10, NULL));
     csip_msg *wrong_req = parse(other), *wrong;
     ASSERT_OK(csip_response_for(wrong_req, 403, NULL, CSIP_STR("t3"), NULL, &wrong));
     EXPECT_EQ(csip_txn_respond(st, wrong, 210), CSIP_ERR_INVALID_ARG); /* CSeq 10, not 9 */
@@ -840,12 +841,7 @@ static void test_prepared(void)
 
     /* refused: a provisional, an INVITE transaction, one that answered; the
      * response is freed in every case (the leak checker sees it) */
-    snprintf(req, sizeof req, "%s",
-             req_text("REGISTER", "SIP/2.0/UDP client.example.com:5090;branch=z9hG4bKpr4", "f", "",
-                      1, NULL));
-    EXPECT_OK(feed(l, req, &src, 300));
-    ASSERT_EQ(C.nreq, 4);
-    st = C.st[3];
+    st = register_in(l, req, "pr4", 1, 300);
     csip_msg *r;
     ASSERT_OK(csip_response_for(csip_txn_request(st), 180, NULL, CSIP_STR_NULL, NULL, &r));
     EXPECT_EQ(csip_txn_prepare(st, r), CSIP_ERR_INVALID_ARG);
