@@ -720,8 +720,8 @@ static void test_drop_completed(void)
 static csip_txn *register_in(csip_txn_layer *l, char *req, const char *br, unsigned cseq,
                              uint64_t now)
 {
-    static const csip_addr src = {.family = 4, .ip = {192, 0, 2, 9}, .port = 33333,
-                                  .transport = CSIP_TP_UDP};
+    static const csip_addr src = {
+        .family = 4, .ip = {192, 0, 2, 9}, .port = 33333, .transport = CSIP_TP_UDP};
     char via[128];
     snprintf(via, sizeof via, "SIP/2.0/UDP client.example.com:5090;branch=z9hG4bK%s;rport", br);
     snprintf(req, 2048, "%s", req_text("REGISTER", via, "f", "", cseq, NULL));
