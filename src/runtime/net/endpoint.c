@@ -277,6 +277,9 @@ static udp_peer *peer_open(csip_endpoint *ep, net_listener *l, const struct mmsg
         if (p->fd >= 0)
             close(p->fd);
         csip__free(ep->mem, p);
+        /* not tried again for this listener: a failure here would cost its
+         * system calls at every busy batch, and the listener serves anyway */
+        l->reuseport = false;
         return NULL;
     }
     /* best effort, as the listener's */

@@ -55,7 +55,8 @@
  * on it (a connected socket wins the kernel's lookup) and are read as the
  * listener's are. A destination of NET_PEER_HOT datagrams in one batch gets
  * one, NET_PEERS at most; one unused for NET_PEER_IDLE_MS, or whose send
- * failed, is closed. */
+ * failed, is closed. A listener whose peer socket could not be set up
+ * (bind, connect) gets no more of them. */
 #define NET_PEERS 8u
 #define NET_PEER_HOT 16u
 #define NET_PEER_IDLE_MS 60000u
